@@ -1,0 +1,1 @@
+//! The channel hub (in progress).

@@ -1,0 +1,1 @@
+//! The Vask client (in progress).
