@@ -1,1 +1,58 @@
-//! The channel hub (in progress).
+//! The Pusher channel hub: who is in which channel, who is present, what
+//! each cache channel holds, who is signed in and who watches whom.
+//!
+//! Contract: no IO, no clock, no async runtime. Time is an input (`now`, in
+//! milliseconds from any fixed origin the driver picks); frames leave
+//! through each connection's [`Outbox`], which must never block;
+//! notifications for webhooks and metrics leave through a
+//! [`NotificationSink`]; what other nodes must learn leaves through a
+//! [`ClusterSink`]. Deterministic given its inputs (and the socket-id seed).
+//!
+//! Two levels: a [`Session`] per connection (frame decoding, auth, rate
+//! limits, sign-in, liveness timers) that runs in the connection's own task
+//! without shared locks, and the [`Hub`] (channels sharded by name, users)
+//! shared by all.
+//!
+//! ```
+//! use std::sync::{Arc, Mutex};
+//! use bytes::Bytes;
+//! use pusher_hub::{Full, Hub, HubConfig, Outbox, Publish};
+//! use pusher_proto::{ChannelName, ErrorCode};
+//!
+//! #[derive(Default)]
+//! struct Queue(Mutex<Vec<Bytes>>);
+//! impl Outbox for Queue {
+//!     fn push(&self, frame: Bytes) -> Result<(), Full> {
+//!         self.0.lock().unwrap().push(frame);
+//!         Ok(())
+//!     }
+//!     fn close(&self, _code: ErrorCode) {}
+//! }
+//!
+//! let hub = Arc::new(Hub::new(HubConfig::new("1", "key", "secret")));
+//! let queue = Arc::new(Queue::default());
+//! let mut session = hub.connect(queue.clone(), 0).unwrap();
+//! let _ = session.handle_text(br#"{"event":"pusher:subscribe","data":{"channel":"news"}}"#, 0);
+//!
+//! let channels = [ChannelName::new("news").unwrap()];
+//! let publish = Publish { channels: &channels, event: "update", data: "{}", except: None, info: Default::default() };
+//! assert_eq!(hub.publish(&publish, 0).delivery.delivered, 1);
+//!
+//! let frames = queue.0.lock().unwrap();
+//! assert_eq!(frames.len(), 3); // connection_established, subscription_succeeded, the event
+//! assert_eq!(&frames[2][..], br#"{"event":"update","channel":"news","data":"{}"}"#);
+//! ```
+
+mod channel;
+mod cluster;
+mod config;
+mod effects;
+mod hub;
+mod session;
+mod users;
+
+pub use cluster::{ClusterMessage, ClusterSink, NodeId};
+pub use config::{HubConfig, Limits};
+pub use effects::{Delivery, Discard, Full, Notification, NotificationSink, Outbox};
+pub use hub::{Hub, Publish, PublishOutcome};
+pub use session::{Action, Session};

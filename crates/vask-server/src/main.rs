@@ -1,1 +1,3 @@
+//! Vask server (being built).
+
 fn main() {}

@@ -1,0 +1,135 @@
+//! One channel's state: subscribers, presence members, cached event, count
+//! throttle. Everything here runs under its shard's lock.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use pusher_proto::{ChannelName, Member, RawJson, ServerFrame, SocketId};
+
+use crate::cluster::NodeId;
+use crate::effects::{Delivery, Outbox};
+
+pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// A connection subscribed to a channel.
+pub(crate) struct Subscriber {
+    pub(crate) outbox: Arc<dyn Outbox>,
+    /// The presence user id this subscription joined as.
+    pub(crate) user_id: Option<Arc<str>>,
+}
+
+/// A distinct user of a presence channel.
+pub(crate) struct MemberEntry {
+    pub(crate) info: Option<RawJson>,
+    /// Subscriptions of this user on this node.
+    pub(crate) local: u32,
+    /// Other nodes where this user is subscribed.
+    pub(crate) remote: Vec<NodeId>,
+}
+
+impl MemberEntry {
+    pub(crate) fn is_gone(&self) -> bool {
+        self.local == 0 && self.remote.is_empty()
+    }
+}
+
+/// The last event published to a cache channel through the HTTP API.
+pub(crate) struct Cached {
+    pub(crate) data: String,
+    pub(crate) frame: Bytes,
+    pub(crate) expires_ms: u64,
+}
+
+pub(crate) struct Channel {
+    pub(crate) name: ChannelName,
+    pub(crate) subscribers: Map<SocketId, Subscriber>,
+    /// Present for presence channels only.
+    pub(crate) members: Option<Map<Arc<str>, MemberEntry>>,
+    pub(crate) cache: Option<Cached>,
+    pub(crate) last_cache_miss_ms: Option<u64>,
+    pub(crate) count_sent_ms: Option<u64>,
+    pub(crate) count_pending: bool,
+}
+
+impl Channel {
+    pub(crate) fn new(name: ChannelName) -> Self {
+        let members = name.kind().is_presence().then(Map::default);
+        Self {
+            name,
+            subscribers: Map::default(),
+            members,
+            cache: None,
+            last_cache_miss_ms: None,
+            count_sent_ms: None,
+            count_pending: false,
+        }
+    }
+
+    /// Queues `frame` to every subscriber but `except`.
+    pub(crate) fn fanout(&self, frame: &Bytes, except: Option<SocketId>) -> Delivery {
+        let mut d = Delivery::default();
+        for (id, sub) in &self.subscribers {
+            if Some(*id) != except {
+                d.push(&*sub.outbox, frame);
+            }
+        }
+        d
+    }
+
+    /// The live cached event, if any.
+    pub(crate) fn cached(&self, now: u64) -> Option<&Cached> {
+        self.cache.as_ref().filter(|c| c.expires_ms > now)
+    }
+
+    /// Nothing left worth keeping: no subscriber, no member, no live cache.
+    pub(crate) fn is_idle(&self, now: u64) -> bool {
+        self.subscribers.is_empty()
+            && self.members.as_ref().is_none_or(|m| m.is_empty())
+            && self.cached(now).is_none()
+    }
+
+    pub(crate) fn user_count(&self) -> u64 {
+        self.members.as_ref().map_or(0, |m| m.len() as u64)
+    }
+
+    pub(crate) fn members_snapshot(&self) -> Vec<Member> {
+        self.members
+            .iter()
+            .flatten()
+            .map(|(id, e)| Member {
+                user_id: id.to_string(),
+                user_info: e.info.clone(),
+            })
+            .collect()
+    }
+
+    pub(crate) fn succeeded_frame(&self) -> Bytes {
+        let channel = self.name.as_str().to_owned();
+        if self.members.is_some() {
+            ServerFrame::PresenceSubscriptionSucceeded {
+                channel,
+                members: self.members_snapshot(),
+            }
+            .encode()
+        } else {
+            ServerFrame::SubscriptionSucceeded { channel }.encode()
+        }
+    }
+
+    pub(crate) fn member_added_frame(&self, member: Member) -> Bytes {
+        ServerFrame::MemberAdded {
+            channel: self.name.as_str().to_owned(),
+            member,
+        }
+        .encode()
+    }
+
+    pub(crate) fn member_removed_frame(&self, user_id: &str) -> Bytes {
+        ServerFrame::MemberRemoved {
+            channel: self.name.as_str().to_owned(),
+            user_id: user_id.to_owned(),
+        }
+        .encode()
+    }
+}

@@ -1,0 +1,115 @@
+//! What leaves the hub: frames to connections and notifications.
+
+use bytes::Bytes;
+use pusher_proto::{ErrorCode, SocketId};
+
+/// A connection's outgoing queue, implemented by the server.
+///
+/// The hub never waits: `push` must not block. A full queue returns
+/// [`Full`]; the implementation is expected to close that connection with
+/// 4100 (it knows its own transport) and count it. The hub counts it too.
+pub trait Outbox: Send + Sync + 'static {
+    /// Queues one encoded frame. The bytes are shared with other recipients.
+    fn push(&self, frame: Bytes) -> Result<(), Full>;
+    /// Asks the transport to close the connection with `code` once the
+    /// frames already queued are sent.
+    fn close(&self, code: ErrorCode);
+}
+
+/// An outbox was full (or already closed): the frame was not queued.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Full;
+
+/// Something happened that webhooks or metrics may care about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Notification {
+    /// A channel got its first subscriber on this node.
+    ChannelOccupied {
+        /// The channel.
+        channel: String,
+    },
+    /// A channel lost its last subscriber on this node.
+    ChannelVacated {
+        /// The channel.
+        channel: String,
+    },
+    /// A user joined a presence channel (first connection).
+    MemberAdded {
+        /// The presence channel.
+        channel: String,
+        /// The user.
+        user_id: String,
+    },
+    /// A user left a presence channel (last connection).
+    MemberRemoved {
+        /// The presence channel.
+        channel: String,
+        /// The user.
+        user_id: String,
+    },
+    /// A client sent a `client-` event that was relayed.
+    ClientEvent {
+        /// The channel.
+        channel: String,
+        /// The event name.
+        event: String,
+        /// The data text as relayed.
+        data: String,
+        /// The sender.
+        socket_id: SocketId,
+        /// The sender's presence user id, on presence channels.
+        user_id: Option<String>,
+    },
+    /// A cache channel was subscribed with nothing cached (at most once per
+    /// channel per `cache_miss_interval_ms`).
+    CacheMiss {
+        /// The channel.
+        channel: String,
+    },
+    /// A channel's subscription count was announced.
+    SubscriptionCount {
+        /// The channel.
+        channel: String,
+        /// Its number of subscriptions on this node.
+        count: u64,
+    },
+}
+
+/// Receives notifications. Must not block (a channel send, a counter).
+pub trait NotificationSink: Send + Sync + 'static {
+    /// One notification.
+    fn notify(&self, notification: Notification);
+}
+
+/// Discards notifications.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Discard;
+
+impl NotificationSink for Discard {
+    fn notify(&self, _: Notification) {}
+}
+
+/// Counts of one fan-out, for metrics.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use]
+pub struct Delivery {
+    /// Frames queued.
+    pub delivered: u64,
+    /// Frames refused by full outboxes.
+    pub dropped: u64,
+}
+
+impl Delivery {
+    pub(crate) fn add(&mut self, other: Delivery) {
+        self.delivered += other.delivered;
+        self.dropped += other.dropped;
+    }
+
+    pub(crate) fn push(&mut self, outbox: &dyn Outbox, frame: &Bytes) {
+        match outbox.push(frame.clone()) {
+            Ok(()) => self.delivered += 1,
+            Err(Full) => self.dropped += 1,
+        }
+    }
+}

@@ -1,0 +1,446 @@
+//! One connection's protocol state, driven by its own task.
+
+use std::sync::Arc;
+
+use pusher_proto::{
+    ChannelData, ChannelKind, ChannelName, ClientFrame, ErrorCode, RawJson, ServerFrame, SocketId,
+    Subscribe, SubscriptionError, SubscriptionErrorKind, UserData, validate_client_event_name,
+};
+
+use crate::effects::Delivery;
+use crate::hub::{Conn, Hub};
+
+/// What the driver must do after feeding the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub enum Action {
+    /// Keep going.
+    Continue,
+    /// Close the connection with this code once the queued frames are sent
+    /// (the `pusher:error` frame is already queued).
+    Close(ErrorCode),
+}
+
+struct Joined {
+    name: ChannelName,
+    /// The presence user id this connection joined as.
+    user_id: Option<Arc<str>>,
+}
+
+/// One connection: decodes its frames, applies the per-connection rules
+/// (auth, client-event limits, sign-in, liveness) and calls the hub.
+///
+/// Order for a driver: after [`Hub::connect`], feed every text frame to
+/// [`Session::handle_text`], call [`Session::touch`] on any other frame from
+/// the peer, sleep until [`Session::next_timeout`] and call
+/// [`Session::handle_timeout`]; act on each returned [`Action`]. When the
+/// connection ends, call [`Session::close`] (dropping the session does the
+/// same cleanup).
+pub struct Session {
+    hub: Arc<Hub>,
+    conn: Conn,
+    channels: Vec<Joined>,
+    user: Option<Arc<str>>,
+    watchlist: Vec<Arc<str>>,
+    last_seen_ms: u64,
+    ping_sent_ms: Option<u64>,
+    signin_deadline_ms: Option<u64>,
+    window_start_ms: u64,
+    window_events: u32,
+    delivery: Delivery,
+}
+
+impl std::fmt::Debug for Session {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Session")
+            .field("socket_id", &self.conn.socket_id)
+            .field("channels", &self.channels.len())
+            .field("user", &self.user)
+            .finish_non_exhaustive()
+    }
+}
+
+fn refusal(
+    kind: SubscriptionErrorKind,
+    status: u16,
+    error: impl Into<String>,
+) -> SubscriptionError {
+    SubscriptionError {
+        kind,
+        error: error.into(),
+        status,
+    }
+}
+
+impl Session {
+    pub(crate) fn new(hub: Arc<Hub>, conn: Conn, now: u64) -> Self {
+        let signin_deadline_ms = hub.config().signin_timeout_ms.map(|t| now + t);
+        Self {
+            hub,
+            conn,
+            channels: Vec::new(),
+            user: None,
+            watchlist: Vec::new(),
+            last_seen_ms: now,
+            ping_sent_ms: None,
+            signin_deadline_ms,
+            window_start_ms: now,
+            window_events: 0,
+            delivery: Delivery::default(),
+        }
+    }
+
+    /// The connection's socket id.
+    pub fn socket_id(&self) -> SocketId {
+        self.conn.socket_id
+    }
+
+    /// The signed-in user id, if any.
+    pub fn user_id(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
+    /// Channels this connection is subscribed to.
+    pub fn channels(&self) -> impl Iterator<Item = &ChannelName> {
+        self.channels.iter().map(|j| &j.name)
+    }
+
+    /// Frames this session's actions queued and dropped so far, for metrics.
+    pub fn delivery(&self) -> Delivery {
+        self.delivery
+    }
+
+    fn push(&mut self, frame: &ServerFrame) {
+        self.delivery.push(&*self.conn.outbox, &frame.encode());
+    }
+
+    fn error(&mut self, code: Option<ErrorCode>, message: impl Into<String>) {
+        let message = message.into();
+        self.push(&ServerFrame::Error {
+            code: code.map(ErrorCode::code),
+            message,
+        });
+    }
+
+    fn fail(&mut self, code: ErrorCode, message: &str) -> Action {
+        self.error(Some(code), message);
+        Action::Close(code)
+    }
+
+    /// The peer showed life (any frame, WebSocket pings included).
+    pub fn touch(&mut self, now: u64) {
+        self.last_seen_ms = now;
+        self.ping_sent_ms = None;
+    }
+
+    /// When [`Session::handle_timeout`] must next be called.
+    pub fn next_timeout(&self) -> u64 {
+        let liveness = match self.ping_sent_ms {
+            Some(t) => t + self.hub.config().pong_timeout_ms,
+            None => self.last_seen_ms + u64::from(self.hub.config().activity_timeout_secs) * 1000,
+        };
+        liveness.min(self.signin_deadline_ms.unwrap_or(u64::MAX))
+    }
+
+    /// Fires due timers: the sign-in deadline (4009), the server ping after
+    /// `activity_timeout` of silence, and 4201 when the ping goes unanswered.
+    pub fn handle_timeout(&mut self, now: u64) -> Action {
+        if self.signin_deadline_ms.is_some_and(|d| now >= d) {
+            return self.fail(
+                ErrorCode::Unauthorized,
+                "Connection not authorized within timeout.",
+            );
+        }
+        match self.ping_sent_ms {
+            Some(t) if now >= t + self.hub.config().pong_timeout_ms => {
+                return self.fail(
+                    ErrorCode::PongNotReceived,
+                    ErrorCode::PongNotReceived.message(),
+                );
+            }
+            None if now
+                >= self.last_seen_ms
+                    + u64::from(self.hub.config().activity_timeout_secs) * 1000 =>
+            {
+                self.push(&ServerFrame::Ping);
+                self.ping_sent_ms = Some(now);
+            }
+            _ => {}
+        }
+        Action::Continue
+    }
+
+    /// Handles one text frame from the peer.
+    pub fn handle_text(&mut self, bytes: &[u8], now: u64) -> Action {
+        self.touch(now);
+        let frame = match ClientFrame::decode(bytes) {
+            Ok(f) => f,
+            Err(e) => {
+                self.error(None, e.to_string());
+                return Action::Continue;
+            }
+        };
+        match frame {
+            ClientFrame::Ping => self.push(&ServerFrame::Pong),
+            ClientFrame::Pong => {}
+            ClientFrame::Subscribe(s) => self.subscribe(s, now),
+            ClientFrame::Unsubscribe { channel } => self.unsubscribe(&channel, now),
+            ClientFrame::Signin { auth, user_data } => return self.signin(&auth, &user_data),
+            ClientFrame::ClientEvent {
+                event,
+                channel,
+                data,
+            } => self.client_event(&event, &channel, &data, now),
+            _ => self.error(None, "Unsupported event"),
+        }
+        Action::Continue
+    }
+
+    fn joined(&self, name: &str) -> Option<&Joined> {
+        self.channels.iter().find(|j| j.name.as_str() == name)
+    }
+
+    fn subscribe(&mut self, s: Subscribe, now: u64) {
+        let channel = s.channel.clone();
+        if let Err(error) = self.try_subscribe(s, now) {
+            self.push(&ServerFrame::SubscriptionError { channel, error });
+        }
+    }
+
+    fn try_subscribe(&mut self, s: Subscribe, now: u64) -> Result<(), SubscriptionError> {
+        let config = self.hub.config();
+        let name = ChannelName::with_max_len(&s.channel, config.limits.max_channel_name_len)
+            .map_err(|e| refusal(SubscriptionErrorKind::InvalidChannel, 400, e.to_string()))?;
+        if self.joined(name.as_str()).is_some() {
+            let d = self.hub.resend_succeeded(&self.conn, &name);
+            self.delivery.add(d);
+            return Ok(());
+        }
+        let kind = name.kind();
+        let mut member = None;
+        if kind == ChannelKind::ServerToUser {
+            if self.user.as_deref() != name.user_id() {
+                return Err(refusal(
+                    SubscriptionErrorKind::AuthError,
+                    403,
+                    "only a connection signed in as this user may subscribe to its #server-to-user channel",
+                ));
+            }
+        } else if kind.requires_auth() {
+            let channel_data = if kind.is_presence() {
+                Some(s.channel_data.as_deref().ok_or_else(|| {
+                    refusal(
+                        SubscriptionErrorKind::InvalidChannel,
+                        400,
+                        "presence channels need channel_data",
+                    )
+                })?)
+            } else {
+                None
+            };
+            let auth = s.auth.as_deref().unwrap_or("");
+            let socket_id = self.conn.socket_id.to_string();
+            pusher_auth::verify_channel(
+                &config.key,
+                &config.secret,
+                &socket_id,
+                name.as_str(),
+                channel_data,
+                auth,
+            )
+            .map_err(|e| {
+                refusal(
+                    SubscriptionErrorKind::AuthError,
+                    401,
+                    format!("Invalid signature: {e}"),
+                )
+            })?;
+            if let Some(text) = channel_data {
+                let ChannelData(m) = ChannelData::parse(text).map_err(|e| {
+                    refusal(SubscriptionErrorKind::InvalidChannel, 400, e.to_string())
+                })?;
+                if m.user_id.chars().count() > config.limits.max_user_id_len {
+                    return Err(refusal(
+                        SubscriptionErrorKind::LimitReached,
+                        413,
+                        format!(
+                            "user_id is longer than {} characters",
+                            config.limits.max_user_id_len
+                        ),
+                    ));
+                }
+                if m.user_info
+                    .as_ref()
+                    .is_some_and(|i| i.json().len() > config.limits.max_user_info_bytes)
+                {
+                    return Err(refusal(
+                        SubscriptionErrorKind::LimitReached,
+                        413,
+                        format!(
+                            "user_info is larger than {} bytes",
+                            config.limits.max_user_info_bytes
+                        ),
+                    ));
+                }
+                member = Some(m);
+            }
+        }
+        let user_id = member.as_ref().map(|m| Arc::from(m.user_id.as_str()));
+        let d = self.hub.subscribe(&self.conn, &name, member, now)?;
+        self.delivery.add(d);
+        if kind.requires_auth() {
+            self.signin_deadline_ms = None;
+        }
+        self.channels.push(Joined { name, user_id });
+        Ok(())
+    }
+
+    fn unsubscribe(&mut self, channel: &str, now: u64) {
+        if let Some(i) = self
+            .channels
+            .iter()
+            .position(|j| j.name.as_str() == channel)
+        {
+            let joined = self.channels.swap_remove(i);
+            let d = self.hub.unsubscribe(self.conn.socket_id, &joined.name, now);
+            self.delivery.add(d);
+        }
+    }
+
+    fn signin(&mut self, auth: &str, user_data: &str) -> Action {
+        let hub = Arc::clone(&self.hub);
+        let config = hub.config();
+        let socket_id = self.conn.socket_id.to_string();
+        if let Err(e) =
+            pusher_auth::verify_user(&config.key, &config.secret, &socket_id, user_data, auth)
+        {
+            return self.signin_failed(format!("Invalid signature: {e}"));
+        }
+        let data = match UserData::parse(user_data) {
+            Ok(d) => d,
+            Err(e) => return self.signin_failed(e.to_string()),
+        };
+        if data.id.chars().count() > config.limits.max_user_id_len {
+            let max = config.limits.max_user_id_len;
+            return self.signin_failed(format!("user id is longer than {max} characters"));
+        }
+        match self.user.as_deref() {
+            Some(current) if current == data.id => {
+                self.push(&ServerFrame::SigninSuccess {
+                    user_data: user_data.to_owned(),
+                });
+                return Action::Continue;
+            }
+            Some(_) => {
+                return self
+                    .signin_failed("the connection is already signed in as another user".into());
+            }
+            None => {}
+        }
+        self.push(&ServerFrame::SigninSuccess {
+            user_data: user_data.to_owned(),
+        });
+        let max = config.limits.max_watchlist;
+        let over = data.watchlist.len() > max;
+        let mut watchlist: Vec<Arc<str>> = Vec::new();
+        for id in data.watchlist.iter().take(max) {
+            if !watchlist.iter().any(|w| **w == **id) {
+                watchlist.push(Arc::from(id.as_str()));
+            }
+        }
+        if over {
+            self.error(
+                Some(ErrorCode::WatchlistLimit),
+                ErrorCode::WatchlistLimit.message(),
+            );
+        }
+        let user: Arc<str> = Arc::from(data.id.as_str());
+        let d = self.hub.signin(&self.conn, &user, &watchlist);
+        self.delivery.add(d);
+        self.user = Some(user);
+        self.watchlist = watchlist;
+        self.signin_deadline_ms = None;
+        Action::Continue
+    }
+
+    fn signin_failed(&mut self, message: String) -> Action {
+        self.error(Some(ErrorCode::Unauthorized), message);
+        if self.hub.config().signin_timeout_ms.is_some() {
+            Action::Close(ErrorCode::Unauthorized)
+        } else {
+            Action::Continue
+        }
+    }
+
+    fn client_event(&mut self, event: &str, channel: &str, data: &RawJson, now: u64) {
+        let hub = Arc::clone(&self.hub);
+        let config = hub.config();
+        if !config.client_events {
+            return self.error(
+                Some(ErrorCode::Unauthorized),
+                "Client events are not enabled for this app.",
+            );
+        }
+        if let Err(e) = validate_client_event_name(event, config.limits.max_event_name_len) {
+            return self.error(None, e.to_string());
+        }
+        let Some(joined) = self.joined(channel) else {
+            return self.error(
+                Some(ErrorCode::Unauthorized),
+                "The client is not a member of the specified channel.",
+            );
+        };
+        let (name, user_id) = (joined.name.clone(), joined.user_id.clone());
+        if !name.kind().accepts_client_events() {
+            return self.error(
+                Some(ErrorCode::Unauthorized),
+                "Client events are only accepted on private and presence channels.",
+            );
+        }
+        if now >= self.window_start_ms + 1000 {
+            self.window_start_ms = now;
+            self.window_events = 0;
+        }
+        self.window_events += 1;
+        if self.window_events > config.limits.client_events_per_sec {
+            return self.error(
+                Some(ErrorCode::ClientEventRateLimit),
+                ErrorCode::ClientEventRateLimit.message(),
+            );
+        }
+        let d = self.hub.client_event(
+            self.conn.socket_id,
+            &name,
+            event,
+            &data.text(),
+            user_id.as_deref(),
+        );
+        self.delivery.add(d);
+    }
+
+    /// Ends the connection: leaves every channel (with `member_removed` and
+    /// vacated notifications), signs the user out, frees the quota slot.
+    pub fn close(mut self, now: u64) {
+        self.release(now);
+    }
+
+    fn release(&mut self, now: u64) {
+        for joined in std::mem::take(&mut self.channels) {
+            let _ = self.hub.unsubscribe(self.conn.socket_id, &joined.name, now);
+        }
+        if let Some(user) = self.user.take() {
+            let _ = self
+                .hub
+                .signout(self.conn.socket_id, &user, &self.watchlist);
+        }
+    }
+}
+
+impl Drop for Session {
+    fn drop(&mut self) {
+        // After `close` there is nothing left to release; the quota slot is
+        // freed here, exactly once.
+        self.release(self.last_seen_ms);
+        self.hub.disconnected();
+    }
+}
