@@ -214,10 +214,11 @@ fn two_threads(c: &mut Criterion) {
     let mut g = c.benchmark_group("two_threads");
     let per = 1000;
     let h = hub();
-    let counter = Arc::new(Counter(AtomicU64::new(0)));
+    // One outbox per connection, as in the server: a shared counter would
+    // measure cache-line ping-pong between the threads, not the hub.
     let sessions: Vec<Session> = (0..2 * per)
         .map(|i| {
-            let mut s = h.connect(counter.clone(), 0).unwrap();
+            let mut s = h.connect(Arc::new(Counter(AtomicU64::new(0))), 0).unwrap();
             subscribe(&mut s, if i % 2 == 0 { "left" } else { "right" });
             s
         })

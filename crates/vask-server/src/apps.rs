@@ -1,0 +1,108 @@
+//! The apps this server hosts, each with its hub and metrics.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use pusher_hub::{Hub, HubConfig, Limits, Notification, NotificationSink};
+
+use crate::config::{AppConfig, ServerConfig};
+use crate::metrics::{AppMetrics, Metrics};
+
+/// One hosted app.
+#[derive(Debug)]
+pub struct App {
+    /// Its configuration.
+    pub config: AppConfig,
+    /// Its hub.
+    pub hub: Arc<Hub>,
+    /// Its counters.
+    pub metrics: AppMetrics,
+}
+
+/// Every hosted app, found by id or key.
+#[derive(Debug, Default)]
+pub struct Apps {
+    list: Vec<Arc<App>>,
+    by_id: HashMap<String, usize>,
+    by_key: HashMap<String, usize>,
+}
+
+/// Counts hub notifications in metrics (webhooks also subscribe here).
+struct Notifications {
+    metrics: AppMetrics,
+}
+
+impl NotificationSink for Notifications {
+    fn notify(&self, n: Notification) {
+        if let Notification::CacheMiss { .. } = n {
+            self.metrics.error("cache_miss");
+        }
+    }
+}
+
+/// The hub's settings for an app.
+pub fn hub_config(app: &AppConfig, server: &ServerConfig) -> HubConfig {
+    let l = &app.limits;
+    let mut c = HubConfig::new(&app.id, &app.key, &app.secret);
+    c.client_events = app.client_events;
+    c.subscription_count = app.subscription_count;
+    c.activity_timeout_secs = server.activity_timeout_secs;
+    c.pong_timeout_ms = server.pong_timeout_secs * 1000;
+    c.signin_timeout_ms = app.user_signin_timeout_secs.map(|s| s * 1000);
+    c.cache_ttl_ms = l.cache_ttl_secs * 1000;
+    c.limits = Limits {
+        max_connections: l.max_connections,
+        max_channel_name_len: l.max_channel_name_len,
+        max_event_name_len: l.max_event_name_len,
+        max_presence_members: l.max_presence_members,
+        max_user_info_bytes: l.max_user_info_bytes,
+        max_user_id_len: l.max_user_id_len,
+        client_events_per_sec: l.client_events_per_sec,
+        ..Limits::default()
+    };
+    c
+}
+
+impl Apps {
+    /// Builds every app's hub.
+    pub fn new(
+        apps: &[AppConfig],
+        server: &ServerConfig,
+        metrics: &Arc<Metrics>,
+        seed: u64,
+    ) -> Self {
+        let mut out = Self::default();
+        for (i, app) in apps.iter().enumerate() {
+            let m = metrics.app(&app.id);
+            let hub = Hub::new(hub_config(app, server))
+                .with_seed(seed.wrapping_add(i as u64))
+                .with_notifications(Arc::new(Notifications { metrics: m.clone() }));
+            out.by_id.insert(app.id.clone(), i);
+            out.by_key.insert(app.key.clone(), i);
+            out.list.push(Arc::new(App {
+                config: app.clone(),
+                hub: Arc::new(hub),
+                metrics: m,
+            }));
+        }
+        out
+    }
+
+    /// The app with this key.
+    pub fn by_key(&self, key: &str) -> Option<&Arc<App>> {
+        self.by_key.get(key).map(|&i| &self.list[i])
+    }
+
+    /// The app with this id, or else this key (a Vask convention).
+    pub fn by_id_or_key(&self, id: &str) -> Option<&Arc<App>> {
+        self.by_id
+            .get(id)
+            .or_else(|| self.by_key.get(id))
+            .map(|&i| &self.list[i])
+    }
+
+    /// Every app.
+    pub fn iter(&self) -> impl Iterator<Item = &Arc<App>> {
+        self.list.iter()
+    }
+}

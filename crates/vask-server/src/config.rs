@@ -1,0 +1,412 @@
+//! Configuration: a TOML file, then `VASK_*` environment variables, then
+//! command-line flags (later wins), validated once at start.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+use serde::Deserialize;
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Listener and process-wide settings.
+    #[serde(default)]
+    pub server: ServerConfig,
+    /// The apps this server hosts. Empty: the built-in development app.
+    #[serde(default)]
+    pub apps: Vec<AppConfig>,
+}
+
+/// Listener and process-wide settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub host: String,
+    /// Port for WebSocket and HTTP API (0 picks a free one).
+    pub port: u16,
+    /// Seconds of silence before the server pings a connection.
+    pub activity_timeout_secs: u32,
+    /// Seconds to wait for an answer to the server's ping before 4201.
+    pub pong_timeout_secs: u64,
+    /// Largest WebSocket message accepted, in bytes.
+    pub max_message_bytes: usize,
+    /// Frames queued for one connection before it is cut off with 4100.
+    pub outbox_capacity: usize,
+    /// Largest HTTP request body, in bytes (413 above).
+    pub max_body_bytes: usize,
+    /// Accepted clock skew of signed HTTP requests, in seconds.
+    pub timestamp_window_secs: u64,
+    /// Seconds to finish work after SIGTERM/SIGINT before exiting.
+    pub shutdown_grace_secs: u64,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            host: "127.0.0.1".into(),
+            port: 6001,
+            activity_timeout_secs: 120,
+            pong_timeout_secs: 30,
+            max_message_bytes: 64 * 1024,
+            outbox_capacity: 1024,
+            max_body_bytes: 1024 * 1024,
+            timestamp_window_secs: 600,
+            shutdown_grace_secs: 10,
+        }
+    }
+}
+
+/// One app.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppConfig {
+    /// Numeric string (pusher-http-python refuses others).
+    pub id: String,
+    /// The public key clients connect with.
+    pub key: String,
+    /// The secret that signs auth and API requests.
+    pub secret: String,
+    /// A disabled app refuses connections (4003) and API calls (403).
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    /// Whether clients may send `client-` events.
+    #[serde(default)]
+    pub client_events: bool,
+    /// Whether subscribers get `pusher_internal:subscription_count`.
+    #[serde(default)]
+    pub subscription_count: bool,
+    /// When set, connections must sign in (or join a private or presence
+    /// channel) within this many seconds, or are closed with 4009.
+    #[serde(default)]
+    pub user_signin_timeout_secs: Option<u64>,
+    /// Quotas and size limits.
+    #[serde(default)]
+    pub limits: AppLimits,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// Per-app quotas and limits (PROTOCOL.md Part A defaults).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AppLimits {
+    /// Most simultaneous connections (4004 above); unset is unlimited.
+    pub max_connections: Option<usize>,
+    /// Largest event `data`, in bytes (413 above).
+    pub max_event_bytes: usize,
+    /// Most distinct members of a presence channel.
+    pub max_presence_members: usize,
+    /// Largest presence `user_info`, in bytes.
+    pub max_user_info_bytes: usize,
+    /// Longest presence or sign-in user id.
+    pub max_user_id_len: usize,
+    /// Client events per second per connection (4301 above).
+    pub client_events_per_sec: u32,
+    /// Channels one trigger may name.
+    pub max_channels_per_trigger: usize,
+    /// Events one batch may hold.
+    pub max_batch_events: usize,
+    /// Longest channel name.
+    pub max_channel_name_len: usize,
+    /// Longest event name.
+    pub max_event_name_len: usize,
+    /// Seconds a cache channel keeps its last event.
+    pub cache_ttl_secs: u64,
+}
+
+impl Default for AppLimits {
+    fn default() -> Self {
+        Self {
+            max_connections: None,
+            max_event_bytes: 64 * 1024,
+            max_presence_members: 100,
+            max_user_info_bytes: 2048,
+            max_user_id_len: 128,
+            client_events_per_sec: 10,
+            max_channels_per_trigger: 100,
+            max_batch_events: 10,
+            max_channel_name_len: 200,
+            max_event_name_len: 200,
+            cache_ttl_secs: 30 * 60,
+        }
+    }
+}
+
+impl AppConfig {
+    /// The built-in development app: id `1`, client events and subscription
+    /// counts on.
+    pub fn development() -> Self {
+        Self {
+            id: "1".into(),
+            key: "vask-key".into(),
+            secret: "vask-secret".into(),
+            enabled: true,
+            client_events: true,
+            subscription_count: true,
+            user_signin_timeout_secs: None,
+            limits: AppLimits::default(),
+        }
+    }
+}
+
+/// A configuration the server refuses to start with.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this configuration.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, naming the field.
+        message: String,
+    },
+    /// A field has a value the server cannot use.
+    #[error("invalid configuration: {field}: {message}")]
+    Invalid {
+        /// The field, e.g. `apps[1].id`.
+        field: String,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn invalid(field: impl Into<String>, message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        field: field.into(),
+        message: message.into(),
+    }
+}
+
+/// Command-line flags; each can also come from its `VASK_*` variable.
+#[derive(Debug, Clone, Default, Parser)]
+#[command(
+    name = "vask-server",
+    version,
+    about = "A Pusher Channels compatible realtime server"
+)]
+pub struct Cli {
+    /// TOML configuration file.
+    #[arg(long, env = "VASK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1].
+    #[arg(long, env = "VASK_HOST")]
+    pub host: Option<String>,
+    /// Port for WebSocket and HTTP API [default: 6001].
+    #[arg(long, env = "VASK_PORT")]
+    pub port: Option<u16>,
+    /// Define the single app: its id (with --app-key and --app-secret).
+    #[arg(long, env = "VASK_APP_ID", requires_all = ["app_key", "app_secret"])]
+    pub app_id: Option<String>,
+    /// The single app's key.
+    #[arg(long, env = "VASK_APP_KEY", requires = "app_id")]
+    pub app_key: Option<String>,
+    /// The single app's secret.
+    #[arg(long, env = "VASK_APP_SECRET", requires = "app_id")]
+    pub app_secret: Option<String>,
+    /// Seconds to finish work on shutdown.
+    #[arg(long, env = "VASK_SHUTDOWN_GRACE_SECS")]
+    pub shutdown_grace_secs: Option<u64>,
+}
+
+impl Config {
+    /// Parses TOML text.
+    pub fn from_toml(text: &str, path: &std::path::Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string().trim().to_owned(),
+        })
+    }
+
+    /// Builds the configuration from the file named by `cli` (if any), then
+    /// the flags and environment variables `cli` carries, and validates it.
+    pub fn load(cli: &Cli) -> Result<Self, ConfigError> {
+        let mut config = match &cli.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.clone(),
+                    source,
+                })?;
+                Self::from_toml(&text, path)?
+            }
+            None => Self {
+                server: ServerConfig::default(),
+                apps: Vec::new(),
+            },
+        };
+        if let Some(host) = &cli.host {
+            config.server.host = host.clone();
+        }
+        if let Some(port) = cli.port {
+            config.server.port = port;
+        }
+        if let Some(grace) = cli.shutdown_grace_secs {
+            config.server.shutdown_grace_secs = grace;
+        }
+        if let (Some(id), Some(key), Some(secret)) = (&cli.app_id, &cli.app_key, &cli.app_secret) {
+            config.apps = vec![AppConfig {
+                id: id.clone(),
+                key: key.clone(),
+                secret: secret.clone(),
+                ..AppConfig::development()
+            }];
+        }
+        if config.apps.is_empty() {
+            config.apps.push(AppConfig::development());
+        }
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Checks every field; the first problem is reported with its name.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let s = &self.server;
+        if s.host.parse::<std::net::IpAddr>().is_err() {
+            return Err(invalid(
+                "server.host",
+                format!("{:?} is not an IP address", s.host),
+            ));
+        }
+        for (name, value) in [
+            (
+                "server.activity_timeout_secs",
+                s.activity_timeout_secs as u64,
+            ),
+            ("server.pong_timeout_secs", s.pong_timeout_secs),
+            ("server.max_message_bytes", s.max_message_bytes as u64),
+            ("server.outbox_capacity", s.outbox_capacity as u64),
+            ("server.max_body_bytes", s.max_body_bytes as u64),
+        ] {
+            if value == 0 {
+                return Err(invalid(name, "must be greater than 0"));
+            }
+        }
+        let mut ids = std::collections::HashSet::new();
+        let mut keys = std::collections::HashSet::new();
+        for (i, app) in self.apps.iter().enumerate() {
+            let f = |field: &str| format!("apps[{i}].{field}");
+            if app.id.is_empty() || !app.id.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(invalid(
+                    f("id"),
+                    format!(
+                        "{:?} must be a numeric string (pusher-http-python refuses others)",
+                        app.id
+                    ),
+                ));
+            }
+            if app.key.is_empty() || app.key.contains(['/', '?', '#', ' ']) {
+                return Err(invalid(
+                    f("key"),
+                    "must be non-empty, without '/', '?', '#' or spaces",
+                ));
+            }
+            if app.secret.is_empty() {
+                return Err(invalid(f("secret"), "must not be empty"));
+            }
+            if !ids.insert(app.id.as_str()) {
+                return Err(invalid(
+                    f("id"),
+                    format!("{:?} is used by another app", app.id),
+                ));
+            }
+            if !keys.insert(app.key.as_str()) {
+                return Err(invalid(f("key"), "is used by another app"));
+            }
+            if app.user_signin_timeout_secs == Some(0) {
+                return Err(invalid(
+                    f("user_signin_timeout_secs"),
+                    "must be greater than 0",
+                ));
+            }
+            let l = &app.limits;
+            for (name, value) in [
+                ("max_event_bytes", l.max_event_bytes),
+                ("max_presence_members", l.max_presence_members),
+                ("max_user_info_bytes", l.max_user_info_bytes),
+                ("max_user_id_len", l.max_user_id_len),
+                ("client_events_per_sec", l.client_events_per_sec as usize),
+                ("max_channels_per_trigger", l.max_channels_per_trigger),
+                ("max_batch_events", l.max_batch_events),
+                ("max_channel_name_len", l.max_channel_name_len),
+                ("max_event_name_len", l.max_event_name_len),
+                ("cache_ttl_secs", l.cache_ttl_secs as usize),
+            ] {
+                if value == 0 {
+                    return Err(invalid(
+                        f(&format!("limits.{name}")),
+                        "must be greater than 0",
+                    ));
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        let c = Config::from_toml(text, std::path::Path::new("vask.toml"))?;
+        c.validate()?;
+        Ok(c)
+    }
+
+    #[test]
+    fn the_example_file_is_valid() {
+        let text = include_str!("../vask.example.toml");
+        let c = parse(text).unwrap();
+        assert!(!c.apps.is_empty());
+    }
+
+    #[test]
+    fn errors_name_the_field() {
+        let e = parse("[[apps]]\nid = \"abc\"\nkey = \"k\"\nsecret = \"s\"\n").unwrap_err();
+        assert!(e.to_string().contains("apps[0].id"), "{e}");
+        let e = parse("[server]\nprot = 1\n").unwrap_err();
+        assert!(e.to_string().contains("prot"), "{e}");
+        let e = parse("[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n[[apps]]\nid = \"1\"\nkey = \"j\"\nsecret = \"s\"\n")
+            .unwrap_err();
+        assert!(e.to_string().contains("apps[1].id"), "{e}");
+        let e = parse("[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\nlimits = { max_batch_events = 0 }\n").unwrap_err();
+        assert!(
+            e.to_string().contains("apps[0].limits.max_batch_events"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn flags_override_the_file_and_define_an_app() {
+        let cli = Cli {
+            port: Some(7000),
+            app_id: Some("42".into()),
+            app_key: Some("key42".into()),
+            app_secret: Some("s".into()),
+            ..Cli::default()
+        };
+        let c = Config::load(&cli).unwrap();
+        assert_eq!(c.server.port, 7000);
+        assert_eq!(c.apps.len(), 1);
+        assert_eq!(c.apps[0].id, "42");
+    }
+
+    #[test]
+    fn no_apps_means_the_development_app() {
+        let c = Config::load(&Cli::default()).unwrap();
+        assert_eq!(c.apps[0].id, "1");
+        assert!(c.apps[0].client_events);
+    }
+}

@@ -1,0 +1,26 @@
+//! Vask: a Pusher Channels compatible realtime server.
+//!
+//! One port serves the WebSocket endpoint (`/app/{key}`) and the Pusher HTTP
+//! API (`/apps/{id}/...`), plus `/up` and `/metrics`. Each hosted app has its
+//! own [`pusher_hub::Hub`]. The binary only parses the command line; embed the
+//! server with [`start`]:
+//!
+//! ```no_run
+//! # async fn run() -> std::io::Result<()> {
+//! let config = vask_server::Config::load(&vask_server::Cli::default()).expect("valid config");
+//! let server = vask_server::start(config).await?;
+//! println!("listening on {}", server.addr);
+//! server.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+mod api;
+pub mod apps;
+pub mod config;
+pub mod metrics;
+mod outbox;
+mod server;
+mod ws;
+
+pub use config::{AppConfig, Cli, Config, ConfigError};
+pub use server::{Running, State, start};

@@ -1,0 +1,214 @@
+//! Prometheus metrics. Per-app handles are resolved once at start, so the
+//! hot paths touch an atomic, never a label map.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::registry::Registry;
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct App {
+    app: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct AppReason {
+    app: String,
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Status {
+    status: String,
+}
+
+/// Every metric family.
+#[derive(Debug)]
+pub struct Metrics {
+    registry: Registry,
+    connections: Family<App, Gauge>,
+    connections_total: Family<App, Counter>,
+    messages_in: Family<App, Counter>,
+    bytes_in: Family<App, Counter>,
+    frames_out: Family<App, Counter>,
+    bytes_out: Family<App, Counter>,
+    publishes: Family<App, Counter>,
+    deliveries: Family<App, Counter>,
+    dropped: Family<AppReason, Counter>,
+    closed: Family<AppReason, Counter>,
+    errors: Family<AppReason, Counter>,
+    http_requests: Family<Status, Counter>,
+}
+
+/// One app's counters.
+#[derive(Debug, Clone)]
+pub struct AppMetrics {
+    app: String,
+    metrics: std::sync::Arc<Metrics>,
+    /// Open connections.
+    pub connections: Gauge,
+    /// Connections accepted, ever.
+    pub connections_total: Counter,
+    /// WebSocket messages received.
+    pub messages_in: Counter,
+    /// Bytes of WebSocket messages received.
+    pub bytes_in: Counter,
+    /// Frames written to connections.
+    pub frames_out: Counter,
+    /// Bytes of frames written.
+    pub bytes_out: Counter,
+    /// Events published through the HTTP API (per channel).
+    pub publishes: Counter,
+    /// Frames queued to connections by publishes and client events.
+    pub deliveries: Counter,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("vask");
+        let m = Self {
+            connections: Family::default(),
+            connections_total: Family::default(),
+            messages_in: Family::default(),
+            bytes_in: Family::default(),
+            frames_out: Family::default(),
+            bytes_out: Family::default(),
+            publishes: Family::default(),
+            deliveries: Family::default(),
+            dropped: Family::default(),
+            closed: Family::default(),
+            errors: Family::default(),
+            http_requests: Family::default(),
+            registry: Registry::default(),
+        };
+        registry.register(
+            "connections",
+            "Open WebSocket connections",
+            m.connections.clone(),
+        );
+        registry.register(
+            "connections_accepted",
+            "WebSocket connections accepted",
+            m.connections_total.clone(),
+        );
+        registry.register(
+            "messages_in",
+            "WebSocket messages received",
+            m.messages_in.clone(),
+        );
+        registry.register(
+            "bytes_in",
+            "Bytes of WebSocket messages received",
+            m.bytes_in.clone(),
+        );
+        registry.register(
+            "frames_out",
+            "Frames written to connections",
+            m.frames_out.clone(),
+        );
+        registry.register(
+            "bytes_out",
+            "Bytes of frames written to connections",
+            m.bytes_out.clone(),
+        );
+        registry.register(
+            "publishes",
+            "Events published through the HTTP API, per channel",
+            m.publishes.clone(),
+        );
+        registry.register(
+            "deliveries",
+            "Frames queued to connections by publishes and client events",
+            m.deliveries.clone(),
+        );
+        registry.register(
+            "dropped",
+            "Frames or events dropped, by reason",
+            m.dropped.clone(),
+        );
+        registry.register(
+            "closed",
+            "Connections closed by the server, by close code",
+            m.closed.clone(),
+        );
+        registry.register(
+            "errors",
+            "Protocol errors answered, by reason",
+            m.errors.clone(),
+        );
+        registry.register(
+            "http_requests",
+            "HTTP API requests, by status",
+            m.http_requests.clone(),
+        );
+        Self { registry, ..m }
+    }
+}
+
+impl Metrics {
+    /// The handles of one app.
+    pub fn app(self: &std::sync::Arc<Self>, app: &str) -> AppMetrics {
+        let l = App {
+            app: app.to_owned(),
+        };
+        AppMetrics {
+            app: app.to_owned(),
+            metrics: self.clone(),
+            connections: self.connections.get_or_create(&l).clone(),
+            connections_total: self.connections_total.get_or_create(&l).clone(),
+            messages_in: self.messages_in.get_or_create(&l).clone(),
+            bytes_in: self.bytes_in.get_or_create(&l).clone(),
+            frames_out: self.frames_out.get_or_create(&l).clone(),
+            bytes_out: self.bytes_out.get_or_create(&l).clone(),
+            publishes: self.publishes.get_or_create(&l).clone(),
+            deliveries: self.deliveries.get_or_create(&l).clone(),
+        }
+    }
+
+    /// Counts one HTTP API answer.
+    pub fn http(&self, status: u16) {
+        self.http_requests
+            .get_or_create(&Status {
+                status: status.to_string(),
+            })
+            .inc();
+    }
+
+    /// The Prometheus text exposition.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}
+
+impl AppMetrics {
+    /// Counts `n` dropped frames or events, with the reason.
+    pub fn dropped(&self, reason: &str, n: u64) {
+        let l = AppReason {
+            app: self.app.clone(),
+            reason: reason.to_owned(),
+        };
+        self.metrics.dropped.get_or_create(&l).inc_by(n);
+    }
+
+    /// Counts a connection the server closed, by code.
+    pub fn closed(&self, code: u16) {
+        let l = AppReason {
+            app: self.app.clone(),
+            reason: code.to_string(),
+        };
+        self.metrics.closed.get_or_create(&l).inc();
+    }
+
+    /// Counts a protocol error answered.
+    pub fn error(&self, reason: &str) {
+        let l = AppReason {
+            app: self.app.clone(),
+            reason: reason.to_owned(),
+        };
+        self.metrics.errors.get_or_create(&l).inc();
+    }
+}

@@ -1,0 +1,243 @@
+//! The listener: one port for the WebSocket endpoint and the HTTP API,
+//! graceful shutdown.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinHandle;
+
+use crate::apps::Apps;
+use crate::config::{Config, ServerConfig};
+use crate::metrics::Metrics;
+use crate::{api, ws};
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub struct State {
+    /// The hosted apps.
+    pub apps: Apps,
+    /// Process-wide settings.
+    pub config: ServerConfig,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The hub clock's origin.
+    pub start: Instant,
+    /// Flips to true on shutdown.
+    pub shutdown: watch::Receiver<bool>,
+    /// False once shutdown began (`/up` answers 503).
+    pub accepting: AtomicBool,
+}
+
+/// Held by every connection task; shutdown waits until all are dropped.
+pub(crate) type Alive = mpsc::Sender<()>;
+
+impl State {
+    /// Milliseconds on the hub clock.
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// The instant of a hub-clock time, for timers.
+    pub fn instant(&self, ms: u64) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.start + Duration::from_millis(ms.min(u64::MAX / 4)))
+    }
+}
+
+/// A running server.
+#[derive(Debug)]
+pub struct Running {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// Shared state (apps, metrics), for embedding and tests.
+    pub state: Arc<State>,
+    shutdown: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl Running {
+    /// Shuts down gracefully: stops accepting, tells every WebSocket client
+    /// to reconnect (4200), finishes in-flight HTTP requests, and waits at
+    /// most the configured grace period.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.task.await;
+    }
+
+    /// Waits until the server stops (after a shutdown).
+    pub async fn wait(self) {
+        let _ = self.task.await;
+    }
+
+    /// A handle that starts the shutdown.
+    pub fn shutdown_handle(&self) -> watch::Sender<bool> {
+        self.shutdown.clone()
+    }
+}
+
+/// Binds the listener and starts serving.
+pub async fn start(config: Config) -> std::io::Result<Running> {
+    let listener = TcpListener::bind((config.server.host.as_str(), config.server.port)).await?;
+    let addr = listener.local_addr()?;
+    let metrics = Arc::new(Metrics::default());
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0)
+        ^ u64::from(std::process::id()).rotate_left(32);
+    let apps = Apps::new(&config.apps, &config.server, &metrics, seed);
+    let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (alive_tx, alive_rx) = mpsc::channel(1);
+    let state = Arc::new(State {
+        apps,
+        config: config.server.clone(),
+        metrics,
+        start: Instant::now(),
+        shutdown: shutdown_rx,
+        accepting: AtomicBool::new(true),
+    });
+    let task = tokio::spawn(run(listener, state.clone(), alive_tx, alive_rx));
+    Ok(Running {
+        addr,
+        state,
+        shutdown: shutdown_tx,
+        task,
+    })
+}
+
+async fn run(
+    listener: TcpListener,
+    state: Arc<State>,
+    alive: Alive,
+    mut alive_rx: mpsc::Receiver<()>,
+) {
+    let mut shutdown = state.shutdown.clone();
+    let ticker = tokio::spawn(tick(state.clone()));
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((tcp, _)) => {
+                    let _ = tcp.set_nodelay(true);
+                    tokio::spawn(serve(state.clone(), tcp, alive.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait a little.
+                    tracing::warn!(error = %e, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+            _ = shutdown.changed() => break,
+        }
+    }
+    drop(listener);
+    drop(alive);
+    state.accepting.store(false, Ordering::SeqCst);
+    let open: usize = state.apps.iter().map(|a| a.hub.connection_count()).sum();
+    tracing::info!(
+        connections = open,
+        "shutting down: no longer accepting, telling clients to reconnect"
+    );
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    // Every connection task holds a sender: recv is None when all are done.
+    let done = tokio::time::timeout(grace, async { while alive_rx.recv().await.is_some() {} })
+        .await
+        .is_ok();
+    ticker.abort();
+    if !done {
+        let open: usize = state.apps.iter().map(|a| a.hub.connection_count()).sum();
+        tracing::warn!(
+            connections = open,
+            "grace period over with connections still open; exiting"
+        );
+    }
+}
+
+/// The hubs' timers, once a second.
+async fn tick(state: Arc<State>) {
+    let mut interval = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        interval.tick().await;
+        let now = state.now_ms();
+        for app in state.apps.iter() {
+            let d = app.hub.tick(now);
+            app.metrics.deliveries.inc_by(d.delivered);
+        }
+    }
+}
+
+/// One TCP connection: HTTP/1.1 with keep-alive, possibly upgraded.
+async fn serve(state: Arc<State>, tcp: TcpStream, alive: Alive) {
+    let io = TokioIo::new(tcp);
+    let (svc_state, svc_alive) = (state.clone(), alive.clone());
+    let svc = service_fn(move |req| handle(svc_state.clone(), req, svc_alive.clone()));
+    let conn = http1::Builder::new()
+        .keep_alive(true)
+        .serve_connection(io, svc)
+        .with_upgrades();
+    tokio::pin!(conn);
+    let mut shutdown = state.shutdown.clone();
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = crate::server::stopped(&mut shutdown) => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
+    drop(alive);
+}
+
+async fn handle(
+    state: Arc<State>,
+    req: Request<Incoming>,
+    alive: Alive,
+) -> Result<Response<Full<Bytes>>, Infallible> {
+    if ws::is_upgrade(&req) {
+        return Ok(ws::upgrade(state, req, alive));
+    }
+    let path = req.uri().path();
+    let resp = match (req.method(), path) {
+        (&Method::GET, "/up") => {
+            if state.accepting.load(Ordering::SeqCst) {
+                text(StatusCode::OK, "OK")
+            } else {
+                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+            }
+        }
+        (&Method::GET, "/metrics") => {
+            let mut r = text(StatusCode::OK, state.metrics.encode());
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
+        _ if path.starts_with("/apps/") => api::handle(&state, req).await,
+        _ => api::error(StatusCode::NOT_FOUND, "Not found"),
+    };
+    Ok(resp)
+}
+
+/// A plain-text response.
+pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r
+}
+
+/// Resolves once shutdown has begun.
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}

@@ -1,0 +1,323 @@
+//! The WebSocket endpoint `/app/{key}`: handshake, then one task per
+//! connection that reads frames into the hub session and drains the
+//! connection's outbox in batches (feed every queued frame, flush once).
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
+use hyper::{Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use pusher_hub::{Action, Delivery, Outbox, Session};
+use pusher_proto::{ErrorCode, ServerFrame};
+use tokio::net::TcpStream;
+use tokio_tungstenite::WebSocketStream;
+use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
+use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
+use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+
+use crate::apps::App;
+use crate::outbox::{ConnOutbox, Drained};
+use crate::server::{Alive, State, text};
+
+/// How long one batch write may take before the peer counts as stuck.
+const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Whether the request asks for a WebSocket upgrade.
+pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
+    req.headers()
+        .get(UPGRADE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+}
+
+/// Small buffers: tungstenite's defaults allocate 128 KiB per connection.
+fn ws_config(state: &State) -> WebSocketConfig {
+    WebSocketConfig::default()
+        .read_buffer_size(2048)
+        .write_buffer_size(16 * 1024)
+        .max_write_buffer_size(1024 * 1024)
+        .max_message_size(Some(state.config.max_message_bytes))
+        .max_frame_size(Some(state.config.max_message_bytes))
+}
+
+/// What the protocol says about this connection before it starts.
+fn admit(state: &State, req: &Request<Incoming>) -> Result<Arc<App>, ErrorCode> {
+    let path = req.uri().path();
+    let key = path
+        .strip_prefix("/app/")
+        .filter(|k| !k.is_empty() && !k.contains('/'));
+    let Some(key) = key else {
+        return Err(ErrorCode::PathNotFound);
+    };
+    let protocol = req
+        .uri()
+        .query()
+        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("protocol=")));
+    if let Some(p) = protocol
+        && !matches!(p, "5" | "6" | "7")
+    {
+        return Err(ErrorCode::UnsupportedProtocol);
+    }
+    let app = state.apps.by_key(key).ok_or(ErrorCode::AppNotFound)?;
+    if !app.config.enabled {
+        return Err(ErrorCode::AppDisabled);
+    }
+    Ok(app.clone())
+}
+
+/// Answers the handshake and spawns the connection task.
+pub(crate) fn upgrade(
+    state: Arc<State>,
+    mut req: Request<Incoming>,
+    alive: Alive,
+) -> Response<Full<Bytes>> {
+    let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY) else {
+        return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
+    };
+    let accept = derive_accept_key(key.as_bytes());
+    let admitted = admit(&state, &req);
+    let on_upgrade = hyper::upgrade::on(&mut req);
+    tokio::spawn(async move {
+        let upgraded = match on_upgrade.await {
+            Ok(u) => u,
+            Err(e) => {
+                tracing::debug!(error = %e, "upgrade failed");
+                return;
+            }
+        };
+        let config = ws_config(&state);
+        // Take the TCP stream back from hyper: its post-upgrade read buffer
+        // would cost kilobytes per connection for nothing.
+        let ws = match upgraded.downcast::<TokioIo<TcpStream>>() {
+            Ok(parts) if parts.read_buf.is_empty() => {
+                WebSocketStream::from_raw_socket(parts.io.into_inner(), Role::Server, Some(config))
+                    .await
+            }
+            Ok(parts) => {
+                WebSocketStream::from_partially_read(
+                    parts.io.into_inner(),
+                    parts.read_buf.to_vec(),
+                    Role::Server,
+                    Some(config),
+                )
+                .await
+            }
+            Err(_) => {
+                tracing::error!("upgraded connection is not a TCP stream");
+                return;
+            }
+        };
+        match admitted {
+            Ok(app) => connection(state, app, ws).await,
+            Err(code) => refuse(ws, code).await,
+        }
+        drop(alive);
+    });
+    let mut resp = text(StatusCode::SWITCHING_PROTOCOLS, Bytes::new());
+    let h = resp.headers_mut();
+    h.insert(CONNECTION, HeaderValue::from_static("Upgrade"));
+    h.insert(UPGRADE, HeaderValue::from_static("websocket"));
+    if let Ok(v) = HeaderValue::from_str(&accept) {
+        h.insert(SEC_WEBSOCKET_ACCEPT, v);
+    }
+    resp
+}
+
+fn message(frame: Bytes) -> Message {
+    match Utf8Bytes::try_from(frame) {
+        Ok(t) => Message::Text(t),
+        // Every frame the hub encodes is JSON text; never reached.
+        Err(_) => Message::Text(Utf8Bytes::from_static("{}")),
+    }
+}
+
+async fn send_close(ws: &mut WebSocketStream<TcpStream>, code: ErrorCode) {
+    let frame = CloseFrame {
+        code: CloseCode::from(code.code()),
+        reason: Utf8Bytes::from_static(""),
+    };
+    let _ =
+        tokio::time::timeout(Duration::from_secs(1), ws.send(Message::Close(Some(frame)))).await;
+}
+
+/// A connection refused before it started: `pusher:error`, then close.
+async fn refuse(mut ws: WebSocketStream<TcpStream>, code: ErrorCode) {
+    let _ = tokio::time::timeout(
+        Duration::from_secs(1),
+        ws.feed(message(ServerFrame::error(code).encode())),
+    )
+    .await;
+    send_close(&mut ws, code).await;
+}
+
+/// Writes every frame in `buf`, then flushes once.
+async fn write_batch(
+    ws: &mut WebSocketStream<TcpStream>,
+    buf: &mut VecDeque<Bytes>,
+    app: &App,
+) -> Result<(), WsError> {
+    let (mut n, mut bytes) = (0u64, 0u64);
+    while let Some(frame) = buf.pop_front() {
+        n += 1;
+        bytes += frame.len() as u64;
+        ws.feed(message(frame)).await?;
+    }
+    ws.flush().await?;
+    app.metrics.frames_out.inc_by(n);
+    app.metrics.bytes_out.inc_by(bytes);
+    Ok(())
+}
+
+/// Adds what the session queued since the last call to the app's counters.
+fn count_delivery(app: &App, session: &Session, counted: &mut Delivery) {
+    let d = session.delivery();
+    app.metrics
+        .deliveries
+        .inc_by(d.delivered - counted.delivered);
+    if d.dropped > counted.dropped {
+        app.metrics
+            .dropped("outbox_full", d.dropped - counted.dropped);
+    }
+    *counted = d;
+}
+
+/// Why the loop ended.
+enum End {
+    /// The peer closed or the socket failed.
+    Peer,
+    /// The server closes with this code (frames already queued are sent).
+    Close(ErrorCode),
+    /// The peer could not keep up: close 4100 at once.
+    Slow(usize),
+}
+
+async fn connection(state: Arc<State>, app: Arc<App>, mut ws: WebSocketStream<TcpStream>) {
+    let outbox = Arc::new(ConnOutbox::new(state.config.outbox_capacity));
+    let mut session = match app.hub.connect(outbox.clone(), state.now_ms()) {
+        Ok(s) => s,
+        Err(code) => return refuse(ws, code).await,
+    };
+    app.metrics.connections.inc();
+    app.metrics.connections_total.inc();
+    let mut shutdown = state.shutdown.clone();
+    let mut buf = VecDeque::new();
+    let mut counted = Delivery::default();
+    let mut deadline = session.next_timeout();
+    let sleep = tokio::time::sleep_until(state.instant(deadline));
+    tokio::pin!(sleep);
+
+    let end = loop {
+        tokio::select! {
+            biased;
+            _ = crate::server::stopped(&mut shutdown) => {
+                let _ = outbox.push(ServerFrame::error_with(
+                    ErrorCode::Reconnect, "Server closed. Please reconnect shortly.").encode());
+                break End::Close(ErrorCode::Reconnect);
+            }
+            _ = outbox.ready() => {
+                match outbox.drain(&mut buf) {
+                    Drained::Overflowed(n) => break End::Slow(n),
+                    Drained::Frames(close) => {
+                        match tokio::time::timeout(WRITE_TIMEOUT, write_batch(&mut ws, &mut buf, &app)).await {
+                            Ok(Ok(())) => {}
+                            Ok(Err(_)) => break End::Peer,
+                            Err(_) => break End::Slow(buf.len()),
+                        }
+                        if let Some(code) = close {
+                            break End::Close(code);
+                        }
+                    }
+                }
+            }
+            msg = ws.next() => {
+                let now = state.now_ms();
+                match msg {
+                    Some(Ok(Message::Text(t))) => {
+                        app.metrics.messages_in.inc();
+                        app.metrics.bytes_in.inc_by(t.len() as u64);
+                        let action = session.handle_text(t.as_bytes(), now);
+                        count_delivery(&app, &session, &mut counted);
+                        if let Action::Close(code) = action {
+                            break End::Close(code);
+                        }
+                    }
+                    Some(Ok(Message::Binary(_))) => {
+                        session.touch(now);
+                        app.metrics.error("binary_frame");
+                        let _ = outbox.push(ServerFrame::Error {
+                            code: None,
+                            message: "Binary frames are not supported; send JSON text frames".into(),
+                        }.encode());
+                    }
+                    Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        session.touch(now);
+                        // tungstenite answers pings on the next write.
+                        if ws.flush().await.is_err() {
+                            break End::Peer;
+                        }
+                    }
+                    Some(Ok(Message::Close(_))) | None => break End::Peer,
+                    Some(Ok(Message::Frame(_))) => {}
+                    Some(Err(WsError::Capacity(e))) => {
+                        app.metrics.error("message_too_large");
+                        tracing::debug!(error = %e, "message over the size limit");
+                        let frame = CloseFrame { code: CloseCode::Size, reason: Utf8Bytes::from_static("message too large") };
+                        let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(Message::Close(Some(frame)))).await;
+                        break End::Peer;
+                    }
+                    Some(Err(_)) => break End::Peer,
+                }
+            }
+            _ = &mut sleep => {
+                if let Action::Close(code) = session.handle_timeout(state.now_ms()) {
+                    break End::Close(code);
+                }
+            }
+        }
+        let next = session.next_timeout();
+        if next != deadline {
+            deadline = next;
+            sleep.as_mut().reset(state.instant(deadline));
+        }
+    };
+
+    match end {
+        End::Peer => {}
+        End::Close(code) => {
+            // Send what is queued (the pusher:error among it), then close.
+            if let Drained::Frames(_) = outbox.drain(&mut buf) {
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(2),
+                    write_batch(&mut ws, &mut buf, &app),
+                )
+                .await;
+            }
+            send_close(&mut ws, code).await;
+            app.metrics.closed(code.code());
+        }
+        End::Slow(dropped) => {
+            app.metrics.dropped("slow_consumer", dropped as u64);
+            app.metrics.closed(ErrorCode::OverCapacity.code());
+            tracing::info!(
+                app = %app.config.id, socket_id = %session.socket_id(), dropped,
+                "connection could not keep up; closed with 4100"
+            );
+            let frame =
+                ServerFrame::error_with(ErrorCode::OverCapacity, "Connection could not keep up")
+                    .encode();
+            let _ = tokio::time::timeout(Duration::from_secs(1), ws.feed(message(frame))).await;
+            send_close(&mut ws, ErrorCode::OverCapacity).await;
+        }
+    }
+    count_delivery(&app, &session, &mut counted);
+    session.close(state.now_ms());
+    app.metrics.connections.dec();
+    outbox.close(ErrorCode::Reconnect);
+}
