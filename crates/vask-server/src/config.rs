@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Frames queued for one connection before it is cut off with 4100.
     pub outbox_capacity: usize,
+    /// Seconds one batch write may block before the connection is cut off
+    /// with 4100 (a peer that stopped reading).
+    pub write_timeout_secs: u64,
     /// Largest HTTP request body, in bytes (413 above).
     pub max_body_bytes: usize,
     /// Accepted clock skew of signed HTTP requests, in seconds.
@@ -51,6 +54,7 @@ impl Default for ServerConfig {
             pong_timeout_secs: 30,
             max_message_bytes: 64 * 1024,
             outbox_capacity: 1024,
+            write_timeout_secs: 10,
             max_body_bytes: 1024 * 1024,
             timestamp_window_secs: 600,
             shutdown_grace_secs: 10,
@@ -287,6 +291,7 @@ impl Config {
             ("server.pong_timeout_secs", s.pong_timeout_secs),
             ("server.max_message_bytes", s.max_message_bytes as u64),
             ("server.outbox_capacity", s.outbox_capacity as u64),
+            ("server.write_timeout_secs", s.write_timeout_secs),
             ("server.max_body_bytes", s.max_body_bytes as u64),
         ] {
             if value == 0 {

@@ -26,9 +26,6 @@ use crate::apps::App;
 use crate::outbox::{ConnOutbox, Drained};
 use crate::server::{Alive, State, text};
 
-/// How long one batch write may take before the peer counts as stuck.
-const WRITE_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Whether the request asks for a WebSocket upgrade.
 pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
     req.headers()
@@ -225,7 +222,7 @@ async fn connection(state: Arc<State>, app: Arc<App>, mut ws: WebSocketStream<Tc
                 match outbox.drain(&mut buf) {
                     Drained::Overflowed(n) => break End::Slow(n),
                     Drained::Frames(close) => {
-                        match tokio::time::timeout(WRITE_TIMEOUT, write_batch(&mut ws, &mut buf, &app)).await {
+                        match tokio::time::timeout(Duration::from_secs(state.config.write_timeout_secs), write_batch(&mut ws, &mut buf, &app)).await {
                             Ok(Ok(())) => {}
                             Ok(Err(_)) => break End::Peer,
                             Err(_) => break End::Slow(buf.len()),
