@@ -38,15 +38,24 @@ struct Opts {
 
 fn opts() -> Opts {
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let get = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1)).cloned();
+    let get = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
     Opts {
         mode: args.first().cloned().unwrap_or_else(|| "fanout".into()),
         addr: get("--addr").unwrap_or_else(|| "127.0.0.1:6001".into()),
         app: get("--app").unwrap_or_else(|| "1".into()),
         key: get("--key").unwrap_or_else(|| "vask-key".into()),
         secret: get("--secret").unwrap_or_else(|| "vask-secret".into()),
-        conns: get("--conns").and_then(|v| v.parse().ok()).unwrap_or(10_000),
-        http_conns: get("--http-conns").and_then(|v| v.parse().ok()).unwrap_or(32),
+        conns: get("--conns")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(10_000),
+        http_conns: get("--http-conns")
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(32),
         secs: get("--secs").and_then(|v| v.parse().ok()).unwrap_or(10),
         pid: get("--pid").and_then(|v| v.parse().ok()),
         data_len: get("--data-len").and_then(|v| v.parse().ok()).unwrap_or(64),
@@ -66,7 +75,9 @@ fn rss_kb(pid: u32) -> u64 {
 /// then counted by bytes, so the tool stays cheaper than the server).
 async fn subscriber(o: &Opts, channel: &str) -> tokio::net::TcpStream {
     let url = format!("ws://{}/app/{}?protocol=7", o.addr, o.key);
-    let (mut ws, _) = tokio_tungstenite::connect_async(url).await.expect("connect");
+    let (mut ws, _) = tokio_tungstenite::connect_async(url)
+        .await
+        .expect("connect");
     let _established = ws.next().await;
     let sub = format!(r#"{{"event":"pusher:subscribe","data":{{"channel":"{channel}"}}}}"#);
     ws.send(Message::text(sub)).await.unwrap();
@@ -87,19 +98,32 @@ async fn connect_many(o: &Opts, channel: impl Fn(usize) -> String) -> Vec<tokio:
         });
         out.extend(futures_util::future::join_all(futs).await);
     }
-    eprintln!("{} connections subscribed in {:.1?}", out.len(), started.elapsed());
+    eprintln!(
+        "{} connections subscribed in {:.1?}",
+        out.len(),
+        started.elapsed()
+    );
     out
 }
 
 fn signed_trigger(o: &Opts, channel: &str, data: &str) -> (String, Bytes) {
     let body = serde_json::json!({"name":"load","channel":channel,"data":data}).to_string();
     let path = format!("/apps/{}/events", o.app);
-    let ts = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let ts = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
     let q = pusher_auth::sign_request("POST", &path, &[], body.as_bytes(), &o.key, &o.secret, ts);
     (format!("http://{}{path}?{q}", o.addr), Bytes::from(body))
 }
 
-async fn publish_loop(o: Arc<Opts>, channel: &str, stop: Arc<AtomicBool>, sent: Arc<AtomicU64>, target_per_sec: Option<u64>) {
+async fn publish_loop(
+    o: Arc<Opts>,
+    channel: &str,
+    stop: Arc<AtomicBool>,
+    sent: Arc<AtomicU64>,
+    target_per_sec: Option<u64>,
+) {
     let client = Client::builder(TokioExecutor::new()).build_http::<Full<Bytes>>();
     let data = "x".repeat(o.data_len);
     let (uri, body) = signed_trigger(&o, channel, &data);
@@ -112,7 +136,9 @@ async fn publish_loop(o: Arc<Opts>, channel: &str, stop: Arc<AtomicBool>, sent: 
                 continue;
             }
         }
-        let req = hyper::Request::post(&uri).body(Full::new(body.clone())).unwrap();
+        let req = hyper::Request::post(&uri)
+            .body(Full::new(body.clone()))
+            .unwrap();
         let resp = client.request(req).await.expect("request");
         assert!(resp.status().is_success(), "status {}", resp.status());
         let _ = resp.into_body().collect().await;
@@ -153,18 +179,35 @@ async fn main() {
             }
             let frame_len = {
                 let data = "x".repeat(o.data_len);
-                let text = pusher_proto::ChannelEvent::encode_parts("load", "fanout", &data, None).len();
+                let text =
+                    pusher_proto::ChannelEvent::encode_parts("load", "fanout", &data, None).len();
                 text + if text < 126 { 2 } else { 4 }
             } as u64;
             let stop = Arc::new(AtomicBool::new(false));
             let sent = Arc::new(AtomicU64::new(0));
             let publishers: Vec<_> = (0..2)
-                .map(|_| tokio::spawn(publish_loop(o.clone(), "fanout", stop.clone(), sent.clone(), None)))
+                .map(|_| {
+                    tokio::spawn(publish_loop(
+                        o.clone(),
+                        "fanout",
+                        stop.clone(),
+                        sent.clone(),
+                        None,
+                    ))
+                })
                 .collect();
             tokio::time::sleep(Duration::from_secs(1)).await;
-            let (r0, s0, t0) = (received.load(Ordering::Relaxed), sent.load(Ordering::Relaxed), Instant::now());
+            let (r0, s0, t0) = (
+                received.load(Ordering::Relaxed),
+                sent.load(Ordering::Relaxed),
+                Instant::now(),
+            );
             tokio::time::sleep(Duration::from_secs(o.secs)).await;
-            let (r1, s1, dt) = (received.load(Ordering::Relaxed), sent.load(Ordering::Relaxed), t0.elapsed());
+            let (r1, s1, dt) = (
+                received.load(Ordering::Relaxed),
+                sent.load(Ordering::Relaxed),
+                t0.elapsed(),
+            );
             stop.store(true, Ordering::Relaxed);
             for p in publishers {
                 let _ = p.await;
@@ -182,7 +225,15 @@ async fn main() {
             let stop = Arc::new(AtomicBool::new(false));
             let sent = Arc::new(AtomicU64::new(0));
             let tasks: Vec<_> = (0..o.http_conns)
-                .map(|_| tokio::spawn(publish_loop(o.clone(), "nobody-listens", stop.clone(), sent.clone(), None)))
+                .map(|_| {
+                    tokio::spawn(publish_loop(
+                        o.clone(),
+                        "nobody-listens",
+                        stop.clone(),
+                        sent.clone(),
+                        None,
+                    ))
+                })
                 .collect();
             tokio::time::sleep(Duration::from_secs(1)).await;
             let (s0, t0) = (sent.load(Ordering::Relaxed), Instant::now());

@@ -5,8 +5,12 @@ use std::sync::Arc;
 
 use pusher_hub::{Hub, HubConfig, Limits, Notification, NotificationSink};
 
+use tokio::sync::{mpsc, watch};
+
 use crate::config::{AppConfig, ServerConfig};
 use crate::metrics::{AppMetrics, Metrics};
+use crate::server::Alive;
+use crate::webhooks::{self, WebhookSink};
 
 /// One hosted app.
 #[derive(Debug)]
@@ -27,15 +31,20 @@ pub struct Apps {
     by_key: HashMap<String, usize>,
 }
 
-/// Counts hub notifications in metrics (webhooks also subscribe here).
+/// Counts hub notifications in metrics and hands them to the app's
+/// webhook task, if it has webhooks.
 struct Notifications {
     metrics: AppMetrics,
+    webhooks: Option<WebhookSink>,
 }
 
 impl NotificationSink for Notifications {
     fn notify(&self, n: Notification) {
         if let Notification::CacheMiss { .. } = n {
             self.metrics.error("cache_miss");
+        }
+        if let Some(w) = &self.webhooks {
+            w.notify(n);
         }
     }
 }
@@ -64,24 +73,49 @@ pub fn hub_config(app: &AppConfig, server: &ServerConfig) -> HubConfig {
 }
 
 impl Apps {
-    /// Builds every app's hub.
-    pub fn new(
+    /// Builds every app's hub, and starts the webhook task of each app that
+    /// has webhooks (inside a tokio runtime).
+    pub(crate) fn new(
         apps: &[AppConfig],
         server: &ServerConfig,
         metrics: &Arc<Metrics>,
         seed: u64,
+        shutdown: &watch::Receiver<bool>,
+        alive: &Alive,
     ) -> Self {
         let mut out = Self::default();
         for (i, app) in apps.iter().enumerate() {
             let m = metrics.app(&app.id);
-            let hub = Hub::new(hub_config(app, server))
-                .with_seed(seed.wrapping_add(i as u64))
-                .with_notifications(Arc::new(Notifications { metrics: m.clone() }));
+            let (webhooks, rx) = if app.webhooks.is_empty() {
+                (None, None)
+            } else {
+                let (tx, rx) = mpsc::channel(server.webhooks.queue_capacity);
+                (Some(WebhookSink::new(tx, m.clone())), Some(rx))
+            };
+            let hub = Arc::new(
+                Hub::new(hub_config(app, server))
+                    .with_seed(seed.wrapping_add(i as u64))
+                    .with_notifications(Arc::new(Notifications {
+                        metrics: m.clone(),
+                        webhooks,
+                    })),
+            );
+            if let Some(rx) = rx {
+                tokio::spawn(webhooks::run(
+                    app.clone(),
+                    server.webhooks.clone(),
+                    m.clone(),
+                    hub.clone(),
+                    rx,
+                    shutdown.clone(),
+                    alive.clone(),
+                ));
+            }
             out.by_id.insert(app.id.clone(), i);
             out.by_key.insert(app.key.clone(), i);
             out.list.push(Arc::new(App {
                 config: app.clone(),
-                hub: Arc::new(hub),
+                hub,
                 metrics: m,
             }));
         }

@@ -43,6 +43,83 @@ pub struct ServerConfig {
     pub timestamp_window_secs: u64,
     /// Seconds to finish work after SIGTERM/SIGINT before exiting.
     pub shutdown_grace_secs: u64,
+    /// How webhooks are batched, held and retried.
+    pub webhooks: WebhookSettings,
+}
+
+/// How webhooks are batched, held and retried (for every app).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct WebhookSettings {
+    /// A batch is sent this many milliseconds after its first event...
+    pub batch_ms: u64,
+    /// ...or as soon as it holds this many events.
+    pub batch_max: usize,
+    /// `channel_vacated` and `member_removed` wait this long and are dropped
+    /// (with the `channel_occupied`/`member_added` that cancels them) if the
+    /// channel or member comes back meanwhile: no webhooks for a page reload.
+    pub hold_ms: u64,
+    /// One delivery attempt's timeout.
+    pub timeout_ms: u64,
+    /// The first retry's delay; each retry doubles it (with jitter).
+    pub retry_initial_ms: u64,
+    /// A batch is retried until this much time has passed, then dropped
+    /// (counted and logged).
+    pub retry_budget_ms: u64,
+    /// Events waiting per app before new ones are dropped (counted, logged).
+    pub queue_capacity: usize,
+}
+
+impl Default for WebhookSettings {
+    fn default() -> Self {
+        Self {
+            batch_ms: 250,
+            batch_max: 20,
+            hold_ms: 3000,
+            timeout_ms: 4000,
+            retry_initial_ms: 1000,
+            retry_budget_ms: 5 * 60 * 1000,
+            queue_capacity: 10_000,
+        }
+    }
+}
+
+/// The webhook event names, for `event_types` filters.
+pub const WEBHOOK_EVENT_TYPES: [&str; 7] = [
+    "channel_occupied",
+    "channel_vacated",
+    "member_added",
+    "member_removed",
+    "client_event",
+    "cache_miss",
+    "subscription_count",
+];
+
+/// One webhook receiver of an app.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Where to POST (`http://`).
+    pub url: String,
+    /// Event names to send; empty sends all.
+    #[serde(default)]
+    pub event_types: Vec<String>,
+    /// Only events whose channel name matches.
+    #[serde(default)]
+    pub filter: WebhookFilter,
+    /// Extra request headers.
+    #[serde(default)]
+    pub headers: std::collections::BTreeMap<String, String>,
+}
+
+/// A channel-name filter for a webhook.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookFilter {
+    /// Only channels whose name starts with this.
+    pub channel_name_starts_with: Option<String>,
+    /// Only channels whose name ends with this.
+    pub channel_name_ends_with: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -58,6 +135,7 @@ impl Default for ServerConfig {
             max_body_bytes: 1024 * 1024,
             timestamp_window_secs: 600,
             shutdown_grace_secs: 10,
+            webhooks: WebhookSettings::default(),
         }
     }
 }
@@ -88,6 +166,9 @@ pub struct AppConfig {
     /// Quotas and size limits.
     #[serde(default)]
     pub limits: AppLimits,
+    /// Webhook receivers.
+    #[serde(default)]
+    pub webhooks: Vec<WebhookConfig>,
 }
 
 fn yes() -> bool {
@@ -153,6 +234,7 @@ impl AppConfig {
             subscription_count: true,
             user_signin_timeout_secs: None,
             limits: AppLimits::default(),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -292,6 +374,16 @@ impl Config {
             ("server.max_message_bytes", s.max_message_bytes as u64),
             ("server.outbox_capacity", s.outbox_capacity as u64),
             ("server.write_timeout_secs", s.write_timeout_secs),
+            ("server.webhooks.batch_max", s.webhooks.batch_max as u64),
+            ("server.webhooks.timeout_ms", s.webhooks.timeout_ms),
+            (
+                "server.webhooks.retry_initial_ms",
+                s.webhooks.retry_initial_ms,
+            ),
+            (
+                "server.webhooks.queue_capacity",
+                s.webhooks.queue_capacity as u64,
+            ),
             ("server.max_body_bytes", s.max_body_bytes as u64),
         ] {
             if value == 0 {
@@ -328,6 +420,39 @@ impl Config {
             }
             if !keys.insert(app.key.as_str()) {
                 return Err(invalid(f("key"), "is used by another app"));
+            }
+            for (j, w) in app.webhooks.iter().enumerate() {
+                let wf = |field: &str| format!("apps[{i}].webhooks[{j}].{field}");
+                let rest = w.url.strip_prefix("http://").ok_or_else(|| {
+                    invalid(wf("url"), format!("{:?} must start with http:// (https receivers need a TLS proxy for now)", w.url))
+                })?;
+                if rest.is_empty() || w.url.parse::<hyper::Uri>().is_err() {
+                    return Err(invalid(
+                        wf("url"),
+                        format!("{:?} is not a valid URL", w.url),
+                    ));
+                }
+                if let Some(t) = w
+                    .event_types
+                    .iter()
+                    .find(|t| !WEBHOOK_EVENT_TYPES.contains(&t.as_str()))
+                {
+                    return Err(invalid(
+                        wf("event_types"),
+                        format!(
+                            "unknown event type {t:?}; known are {}",
+                            WEBHOOK_EVENT_TYPES.join(", ")
+                        ),
+                    ));
+                }
+                for name in w.headers.keys() {
+                    if name.parse::<hyper::header::HeaderName>().is_err() {
+                        return Err(invalid(
+                            wf("headers"),
+                            format!("{name:?} is not a valid header name"),
+                        ));
+                    }
+                }
             }
             if app.user_signin_timeout_secs == Some(0) {
                 return Err(invalid(

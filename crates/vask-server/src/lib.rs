@@ -20,6 +20,7 @@ pub mod config;
 pub mod metrics;
 mod outbox;
 mod server;
+mod webhooks;
 mod ws;
 
 pub use config::{AppConfig, Cli, Config, ConfigError};

@@ -39,6 +39,8 @@ pub struct Metrics {
     closed: Family<AppReason, Counter>,
     errors: Family<AppReason, Counter>,
     http_requests: Family<Status, Counter>,
+    webhooks_sent: Family<App, Counter>,
+    webhook_attempts_failed: Family<App, Counter>,
 }
 
 /// One app's counters.
@@ -62,6 +64,10 @@ pub struct AppMetrics {
     pub publishes: Counter,
     /// Frames queued to connections by publishes and client events.
     pub deliveries: Counter,
+    /// Webhook requests delivered.
+    pub webhooks_sent: Counter,
+    /// Webhook attempts that failed.
+    pub webhook_attempts_failed: Counter,
 }
 
 impl Default for Metrics {
@@ -80,6 +86,8 @@ impl Default for Metrics {
             closed: Family::default(),
             errors: Family::default(),
             http_requests: Family::default(),
+            webhooks_sent: Family::default(),
+            webhook_attempts_failed: Family::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -142,6 +150,16 @@ impl Default for Metrics {
             "HTTP API requests, by status",
             m.http_requests.clone(),
         );
+        registry.register(
+            "webhooks_sent",
+            "Webhook requests delivered (2xx)",
+            m.webhooks_sent.clone(),
+        );
+        registry.register(
+            "webhook_attempts_failed",
+            "Webhook delivery attempts that failed (non-2xx, timeout, connection error)",
+            m.webhook_attempts_failed.clone(),
+        );
         Self { registry, ..m }
     }
 }
@@ -163,6 +181,8 @@ impl Metrics {
             bytes_out: self.bytes_out.get_or_create(&l).clone(),
             publishes: self.publishes.get_or_create(&l).clone(),
             deliveries: self.deliveries.get_or_create(&l).clone(),
+            webhooks_sent: self.webhooks_sent.get_or_create(&l).clone(),
+            webhook_attempts_failed: self.webhook_attempts_failed.get_or_create(&l).clone(),
         }
     }
 

@@ -96,9 +96,16 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         .map(|d| d.as_nanos() as u64)
         .unwrap_or(0)
         ^ u64::from(std::process::id()).rotate_left(32);
-    let apps = Apps::new(&config.apps, &config.server, &metrics, seed);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (alive_tx, alive_rx) = mpsc::channel(1);
+    let apps = Apps::new(
+        &config.apps,
+        &config.server,
+        &metrics,
+        seed,
+        &shutdown_rx,
+        &alive_tx,
+    );
     let state = Arc::new(State {
         apps,
         config: config.server.clone(),
