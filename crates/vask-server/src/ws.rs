@@ -212,7 +212,6 @@ async fn connection(state: Arc<State>, app: Arc<App>, mut ws: WebSocketStream<Tc
 
     let end = loop {
         tokio::select! {
-            biased;
             _ = crate::server::stopped(&mut shutdown) => {
                 let _ = outbox.push(ServerFrame::error_with(
                     ErrorCode::Reconnect, "Server closed. Please reconnect shortly.").encode());
