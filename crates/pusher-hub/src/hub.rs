@@ -9,8 +9,8 @@ use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use pusher_proto::http::{CacheInfo, ChannelCounts, ChannelInfoResponse, InfoRequest};
 use pusher_proto::{
-    ChannelEvent, ChannelName, ErrorCode, Member, ServerFrame, SocketId, SocketIdGenerator,
-    SubscriptionError, SubscriptionErrorKind,
+    ChannelEvent, ChannelKind, ChannelName, ErrorCode, Member, ServerFrame, SocketId,
+    SocketIdGenerator, SubscriptionError, SubscriptionErrorKind,
 };
 
 use crate::channel::{Cached, Channel, Map, MemberEntry, Subscriber};
@@ -562,7 +562,12 @@ impl Hub {
         for shard in self.shards.iter() {
             let shard = shard.read();
             for ch in shard.channels.values() {
-                if ch.subscribers.is_empty() || !ch.name.as_str().starts_with(prefix) {
+                // Per-user channels are internal: listing them would reveal
+                // who is signed in.
+                if ch.subscribers.is_empty()
+                    || ch.name.kind() == ChannelKind::ServerToUser
+                    || !ch.name.as_str().starts_with(prefix)
+                {
                     continue;
                 }
                 out.insert(

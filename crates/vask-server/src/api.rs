@@ -385,6 +385,9 @@ fn channel(app: &App, name: &str, v: &VerifiedRequest, now: u64) -> Result<Resp,
     if info.user_count && !name.kind().is_presence() {
         return Err(bad("info=user_count is only for presence channels"));
     }
+    if info.subscription_count && !name.kind().has_subscription_count() {
+        return Err(bad("info=subscription_count is not for presence channels"));
+    }
     Ok(json(
         StatusCode::OK,
         &app.hub.channel_info(&name, info, now),

@@ -110,6 +110,31 @@ async fn queries_channels_channel_and_users() {
     assert_eq!(r.body, json!({"users":[{"id":"7"}]}));
     let r = api.get("channels/news/users", &[]).await;
     assert_eq!(r.status, 400);
+    let r = api
+        .get("channels/presence-room", &[("info", "subscription_count")])
+        .await;
+    assert_eq!(
+        r.status, 400,
+        "subscription_count is not for presence channels"
+    );
+}
+
+#[tokio::test]
+async fn per_user_channels_are_not_listed() {
+    let s = start_default().await;
+    let api = Api::default_app(s.addr);
+    let mut a = connect(s.addr, "test-key").await;
+    let ud = r#"{"id":"ann"}"#;
+    let auth = pusher_auth::sign_user("test-key", "test-secret", &a.socket_id, ud);
+    a.send(&json!({"event":"pusher:signin","data":{"auth":auth,"user_data":ud}}).to_string())
+        .await;
+    a.recv().await;
+    a.subscribe("#server-to-user-ann").await;
+    a.subscribe("visible").await;
+    assert_eq!(
+        api.get("channels", &[]).await.body,
+        json!({"channels":{"visible":{}}})
+    );
 }
 
 #[tokio::test]

@@ -1,0 +1,411 @@
+//! The WebSocket side: connect, subscribe, receive, send client events,
+//! sign in; reconnects and resubscribes by itself.
+
+mod channel;
+mod driver;
+mod registry;
+
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use pusher_proto::{ChannelKind, ChannelName, WatchlistEvent};
+use tokio::sync::{mpsc, oneshot, watch};
+
+pub use channel::{Binding, Channel, Event, Member};
+
+use crate::authorizer::Authorizer;
+use crate::error::SocketError;
+use crate::stream::EventStream;
+use registry::{ChannelEntry, Listener, Registry, lock};
+
+/// Where the server is and how the subscriber behaves.
+#[derive(Clone)]
+pub struct SubscriberConfig {
+    /// The server's host name or IP address.
+    pub host: String,
+    /// The server's port.
+    pub port: u16,
+    /// Must be `false`: only plain `ws://` is supported
+    /// ([`Subscriber::connect`] returns [`SocketError::TlsUnsupported`]).
+    pub tls: bool,
+    /// The app key.
+    pub key: String,
+    /// Authorizes private, presence and encrypted channels and sign-in.
+    pub authorizer: Option<Arc<dyn Authorizer>>,
+    /// Ping after this much silence if it is shorter than the server's
+    /// `activity_timeout` (the server's value is used otherwise).
+    pub activity_timeout: Option<Duration>,
+    /// How long to wait for any frame after a ping before the connection
+    /// counts as lost and is replaced. Default 30 s (as pusher-js).
+    pub pong_timeout: Duration,
+    /// How long opening a connection (TCP, upgrade, first frame) may take.
+    /// Default 10 s.
+    pub connect_timeout: Duration,
+    /// First reconnect delay after a network failure; doubles up to
+    /// `reconnect_max_delay`. Default 1 s.
+    pub reconnect_min_delay: Duration,
+    /// Longest reconnect delay. Default 30 s.
+    pub reconnect_max_delay: Duration,
+}
+
+impl SubscriberConfig {
+    /// A configuration for `key` on `host:port`, plain `ws://`, no
+    /// authorizer, the defaults above.
+    pub fn new(host: impl Into<String>, port: u16, key: impl Into<String>) -> Self {
+        Self {
+            host: host.into(),
+            port,
+            tls: false,
+            key: key.into(),
+            authorizer: None,
+            activity_timeout: None,
+            pong_timeout: Duration::from_secs(30),
+            connect_timeout: Duration::from_secs(10),
+            reconnect_min_delay: Duration::from_secs(1),
+            reconnect_max_delay: Duration::from_secs(30),
+        }
+    }
+
+    /// Sets the authorizer.
+    #[must_use]
+    pub fn with_authorizer(mut self, authorizer: impl Authorizer) -> Self {
+        self.authorizer = Some(Arc::new(authorizer));
+        self
+    }
+
+    /// The WebSocket URL, as pusher-js builds it.
+    pub fn url(&self) -> String {
+        format!(
+            "ws://{}/app/{}?protocol=7&client=vask-client-rust&version={}&flash=false",
+            crate::http::authority(&self.host, self.port),
+            crate::http::encode_path_segment(&self.key),
+            env!("CARGO_PKG_VERSION"),
+        )
+    }
+}
+
+impl fmt::Debug for SubscriberConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("SubscriberConfig")
+            .field("host", &self.host)
+            .field("port", &self.port)
+            .field("tls", &self.tls)
+            .field("key", &self.key)
+            .field(
+                "authorizer",
+                &self.authorizer.as_ref().map(|_| "<authorizer>"),
+            )
+            .field("activity_timeout", &self.activity_timeout)
+            .field("pong_timeout", &self.pong_timeout)
+            .field("connect_timeout", &self.connect_timeout)
+            .field("reconnect_min_delay", &self.reconnect_min_delay)
+            .field("reconnect_max_delay", &self.reconnect_max_delay)
+            .finish()
+    }
+}
+
+/// The connection's state, as pusher-js names them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ConnectionState {
+    /// Opening a connection.
+    Connecting,
+    /// Open: `pusher:connection_established` received.
+    Connected {
+        /// This connection's socket id (new on every reconnection).
+        socket_id: String,
+    },
+    /// The connection was lost; the next attempt is in `retry_in`.
+    Unavailable {
+        /// The wait before the next attempt.
+        retry_in: Duration,
+    },
+    /// Closed for good: by [`Subscriber::disconnect`], by a code that says
+    /// not to reconnect (4000-4099: unknown app, 4009 terminated, ...), or
+    /// because the first connection failed.
+    Disconnected {
+        /// The close or error code, when the server gave one.
+        code: Option<u16>,
+        /// Why.
+        reason: String,
+    },
+}
+
+/// A `pusher:error` the server sent (rate limits, refused client events,
+/// failed sign-in, ...).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerError {
+    /// The Pusher code, if any (4009, 4301, ...).
+    pub code: Option<u16>,
+    /// The server's message.
+    pub message: String,
+}
+
+/// What the handles ask of the background task.
+#[derive(Debug)]
+pub(crate) enum Command {
+    /// A channel was added to the registry: subscribe if connected.
+    Subscribe(String),
+    /// A channel was removed from the registry: tell the server.
+    Unsubscribe(String),
+    /// Send a client event.
+    ClientEvent {
+        channel: String,
+        event: String,
+        data: pusher_proto::RawJson,
+        reply: oneshot::Sender<Result<(), SocketError>>,
+    },
+    /// `signin()` was called: sign in if connected.
+    Signin,
+    /// Close the connection and stop.
+    Disconnect(oneshot::Sender<()>),
+}
+
+/// What handles and the background task share.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) registry: Mutex<Registry>,
+    pub(crate) state: watch::Sender<ConnectionState>,
+    pub(crate) runtime: tokio::runtime::Handle,
+}
+
+/// A connection to a Pusher Channels server, kept open in a background task.
+///
+/// Cheap to clone: clones are handles to the same connection. The task
+/// pings after `activity_timeout` of silence, reconnects when the
+/// connection drops (immediately for 4200-4299, after at least 1 s for
+/// 4100-4199, with exponential backoff for network failures, never for
+/// 4000-4099), and on each new connection resubscribes every channel,
+/// asking the authorizer again for the new socket id, and signs in again if
+/// [`Subscriber::signin`] was used. It stops when [`Subscriber::disconnect`]
+/// is called or every handle (subscribers and channels) is dropped.
+#[derive(Debug, Clone)]
+pub struct Subscriber {
+    shared: Arc<Shared>,
+    cmd: mpsc::UnboundedSender<Command>,
+}
+
+impl Subscriber {
+    /// Connects and waits for `pusher:connection_established`.
+    ///
+    /// Must be called inside a tokio runtime (the background task is
+    /// spawned on it).
+    ///
+    /// # Errors
+    /// [`SocketError::TlsUnsupported`] for `tls: true`,
+    /// [`SocketError::Connect`] when the server cannot be reached,
+    /// [`SocketError::Refused`] when it refuses the connection (4001 unknown
+    /// key, ...). Only the first connection fails this way: later ones are
+    /// retried.
+    pub async fn connect(config: SubscriberConfig) -> Result<Self, SocketError> {
+        if config.tls {
+            return Err(SocketError::TlsUnsupported);
+        }
+        let shared = Arc::new(Shared {
+            registry: Mutex::new(Registry::default()),
+            state: watch::Sender::new(ConnectionState::Connecting),
+            runtime: tokio::runtime::Handle::current(),
+        });
+        let (cmd, cmd_rx) = mpsc::unbounded_channel();
+        let (ready_tx, ready_rx) = oneshot::channel();
+        tokio::spawn(driver::run(config, shared.clone(), cmd_rx, ready_tx));
+        ready_rx.await.map_err(|_| SocketError::Closed)??;
+        Ok(Self { shared, cmd })
+    }
+
+    /// The current connection's socket id (`None` while not connected).
+    /// Pass it to [`crate::TriggerOptions::socket_id`] to exclude this
+    /// connection from a publish.
+    pub fn socket_id(&self) -> Option<String> {
+        lock(&self.shared.registry).socket_id.clone()
+    }
+
+    /// The current connection state.
+    pub fn state(&self) -> ConnectionState {
+        self.shared.state.borrow().clone()
+    }
+
+    /// Every state change from now on.
+    pub fn state_changes(&self) -> EventStream<ConnectionState> {
+        let mut reg = lock(&self.shared.registry);
+        if reg.closed {
+            return EventStream::ended();
+        }
+        let (tx, stream) = EventStream::new();
+        reg.state_listeners.push(tx);
+        stream
+    }
+
+    /// Waits until connected (returns the socket id).
+    ///
+    /// # Errors
+    /// [`SocketError::Closed`] if the subscriber stopped instead.
+    pub async fn wait_connected(&self) -> Result<String, SocketError> {
+        let mut rx = self.shared.state.subscribe();
+        let state = rx
+            .wait_for(|s| {
+                matches!(
+                    s,
+                    ConnectionState::Connected { .. } | ConnectionState::Disconnected { .. }
+                )
+            })
+            .await
+            .map_err(|_| SocketError::Closed)?;
+        match &*state {
+            ConnectionState::Connected { socket_id } => Ok(socket_id.clone()),
+            _ => Err(SocketError::Closed),
+        }
+    }
+
+    /// Every `pusher:error` the server sends from now on.
+    pub fn errors(&self) -> EventStream<ServerError> {
+        let mut reg = lock(&self.shared.registry);
+        if reg.closed {
+            return EventStream::ended();
+        }
+        let (tx, stream) = EventStream::new();
+        reg.error_listeners.push(tx);
+        stream
+    }
+
+    /// Subscribes to `channel` (or returns the handle of an existing
+    /// subscription). Returns at once: the subscription completes in the
+    /// background (await [`Channel::subscribed`] to know when). Private,
+    /// presence and encrypted channels ask the authorizer first.
+    ///
+    /// # Errors
+    /// [`SocketError::InvalidChannel`] for a malformed name or a
+    /// `#server-to-user-` channel (use [`Subscriber::signin`]),
+    /// [`SocketError::Closed`] if the subscriber has stopped.
+    pub fn subscribe(&self, channel: &str) -> Result<Channel, SocketError> {
+        let name = ChannelName::new(channel)
+            .map_err(|e| SocketError::InvalidChannel(format!("{channel:?}: {e}")))?;
+        if name.kind() == ChannelKind::ServerToUser {
+            return Err(SocketError::InvalidChannel(
+                "#server-to-user- channels are joined by signin()".into(),
+            ));
+        }
+        {
+            let mut reg = lock(&self.shared.registry);
+            if reg.closed {
+                return Err(SocketError::Closed);
+            }
+            if !reg.channels.contains_key(channel) {
+                reg.channels
+                    .insert(channel.to_owned(), ChannelEntry::new(name.kind()));
+                self.cmd
+                    .send(Command::Subscribe(channel.to_owned()))
+                    .map_err(|_| SocketError::Closed)?;
+            }
+        }
+        Ok(self.channel_handle(channel, name.kind()))
+    }
+
+    /// The handle of a channel subscribed earlier.
+    pub fn channel(&self, channel: &str) -> Option<Channel> {
+        let kind = lock(&self.shared.registry).channels.get(channel)?.kind;
+        (kind != ChannelKind::ServerToUser).then(|| self.channel_handle(channel, kind))
+    }
+
+    /// The names of the channels subscribed (or subscribing).
+    pub fn channels(&self) -> Vec<String> {
+        let reg = lock(&self.shared.registry);
+        let mut names: Vec<String> = reg
+            .channels
+            .iter()
+            .filter(|(_, e)| e.kind != ChannelKind::ServerToUser)
+            .map(|(n, _)| n.clone())
+            .collect();
+        names.sort();
+        names
+    }
+
+    /// Leaves `channel`: its streams end and it is not resubscribed.
+    pub fn unsubscribe(&self, channel: &str) {
+        channel::unsubscribe(&self.shared, &self.cmd, channel);
+    }
+
+    fn channel_handle(&self, channel: &str, kind: ChannelKind) -> Channel {
+        Channel::new(channel, kind, self.shared.clone(), self.cmd.clone())
+    }
+
+    /// Signs in (`pusher:signin`) with the authorizer's user authentication,
+    /// and returns the user id. Then, as pusher-js does, joins
+    /// `#server-to-user-<id>` (see [`Subscriber::user_events`]); the
+    /// watchlist in the user data produces [`Subscriber::watchlist_events`].
+    /// After a reconnection the subscriber signs in again by itself.
+    ///
+    /// Waits for a connection if there is none; wrap it in a timeout if that
+    /// matters.
+    ///
+    /// # Errors
+    /// [`SocketError::Signin`] when the authorizer fails or the server
+    /// refuses, [`SocketError::Closed`] if the subscriber stops first.
+    pub async fn signin(&self) -> Result<String, SocketError> {
+        let rx = {
+            let mut reg = lock(&self.shared.registry);
+            if reg.closed {
+                return Err(SocketError::Closed);
+            }
+            if let Some(id) = &reg.user.id {
+                return Ok(id.clone());
+            }
+            reg.user.requested = true;
+            let (tx, rx) = oneshot::channel();
+            reg.user.waiters.push(tx);
+            rx
+        };
+        self.cmd
+            .send(Command::Signin)
+            .map_err(|_| SocketError::Closed)?;
+        rx.await
+            .map_err(|_| SocketError::Closed)?
+            .map_err(SocketError::Signin)
+    }
+
+    /// The signed-in user's id on the current connection.
+    pub fn user_id(&self) -> Option<String> {
+        lock(&self.shared.registry).user.id.clone()
+    }
+
+    /// Events sent to the signed-in user (`send_to_user`), from now on.
+    pub fn user_events(&self) -> EventStream<Event> {
+        self.user_listener(None)
+    }
+
+    /// Events named `event` sent to the signed-in user.
+    pub fn user_bind(&self, event: &str) -> EventStream<Event> {
+        self.user_listener(Some(event.to_owned()))
+    }
+
+    fn user_listener(&self, filter: Option<String>) -> EventStream<Event> {
+        let mut reg = lock(&self.shared.registry);
+        if reg.closed {
+            return EventStream::ended();
+        }
+        let (tx, stream) = EventStream::new();
+        reg.user_listeners.push(Listener { filter, tx });
+        stream
+    }
+
+    /// Online/offline changes of the users in the signed-in user's
+    /// watchlist, from now on.
+    pub fn watchlist_events(&self) -> EventStream<WatchlistEvent> {
+        let mut reg = lock(&self.shared.registry);
+        if reg.closed {
+            return EventStream::ended();
+        }
+        let (tx, stream) = EventStream::new();
+        reg.watchlist_listeners.push(tx);
+        stream
+    }
+
+    /// Closes the connection (close code 1000) and stops the background
+    /// task; every stream ends. Idempotent.
+    pub async fn disconnect(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.cmd.send(Command::Disconnect(tx)).is_ok() {
+            let _ = rx.await;
+        }
+    }
+}
