@@ -131,12 +131,30 @@ async fn serve(state: &Arc<State>, req: Request<Incoming>) -> Result<Resp, ApiEr
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_owned();
     let query = parts.uri.query().unwrap_or("").to_owned();
-    let segments: Vec<&str> = path.trim_start_matches("/apps/").split('/').collect();
-    let app = state
-        .apps
-        .by_id_or_key(segments[0])
-        .ok_or_else(|| err(StatusCode::NOT_FOUND, "Unknown app"))?;
-    let route = route(&parts.method, &segments[1..])?;
+    let (app, route) = if let Some(rest) = path.strip_prefix("/apps/") {
+        let segments: Vec<&str> = rest.split('/').collect();
+        let app = state
+            .apps
+            .by_id_or_key(segments[0])
+            .ok_or_else(|| err(StatusCode::NOT_FOUND, "Unknown app"))?;
+        (app, route(&parts.method, &segments[1..])?)
+    } else {
+        // pusher-http-python 3.3 posts terminate_connections to
+        // `/users/{id}/terminate_connections` without `/apps/{id}`: the
+        // signed auth_key names the app.
+        let segments: Vec<&str> = path.trim_start_matches('/').split('/').collect();
+        let route = route(&parts.method, &segments)?;
+        if !matches!(route, Route::Terminate(_)) {
+            return Err(err(StatusCode::NOT_FOUND, "Not found"));
+        }
+        let key = query_param(&query, "auth_key")
+            .ok_or_else(|| err(StatusCode::UNAUTHORIZED, "Missing auth_key"))?;
+        let app = state
+            .apps
+            .by_key(&key)
+            .ok_or_else(|| err(StatusCode::UNAUTHORIZED, "Unknown auth_key"))?;
+        (app, route)
+    };
     if !app.config.enabled {
         return Err(err(StatusCode::FORBIDDEN, "App disabled"));
     }

@@ -231,7 +231,9 @@ async fn handle(
             );
             r
         }
-        _ if path.starts_with("/apps/") => api::handle(&state, req).await,
+        _ if path.starts_with("/apps/") || path.starts_with("/users/") => {
+            api::handle(&state, req).await
+        }
         _ => api::error(StatusCode::NOT_FOUND, "Not found"),
     };
     Ok(resp)

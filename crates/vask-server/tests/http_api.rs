@@ -285,6 +285,37 @@ async fn terminate_closes_the_user_s_connections_with_4009() {
 }
 
 #[tokio::test]
+async fn terminate_without_the_app_in_the_path_as_pusher_http_python_sends_it() {
+    let s = start_default().await;
+    let api = Api::default_app(s.addr);
+    let mut a = connect(s.addr, "test-key").await;
+    let ud = r#"{"id":"42"}"#;
+    let auth = pusher_auth::sign_user("test-key", "test-secret", &a.socket_id, ud);
+    a.send(&json!({"event":"pusher:signin","data":{"auth":auth,"user_data":ud}}).to_string())
+        .await;
+    a.recv().await;
+    let path = "/users/42/terminate_connections";
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let q = pusher_auth::sign_request("POST", path, &[], b"{}", "test-key", "test-secret", now);
+    assert_eq!(
+        api.raw("POST", &format!("{path}?{q}"), b"{}").await.status,
+        200
+    );
+    assert_eq!(a.recv().await["data"]["code"], 4009);
+    let bad = pusher_auth::sign_request("POST", path, &[], b"{}", "test-key", "wrong", now);
+    assert_eq!(
+        api.raw("POST", &format!("{path}?{bad}"), b"{}")
+            .await
+            .status,
+        401
+    );
+    assert_eq!(api.raw("POST", "/users/42/other", b"{}").await.status, 404);
+}
+
+#[tokio::test]
 async fn send_to_user_reaches_the_signed_in_user_channel() {
     let s = start_default().await;
     let api = Api::default_app(s.addr);
