@@ -91,6 +91,20 @@ function expectNone(emitter, event, ms = 600, filter = () => true) {
   });
 }
 
+/** Collects every `event` an emitter fires until `stop()`; returns the list. */
+function collect(emitter, event) {
+  const seen = [];
+  const onEvent = (data, metadata) => seen.push({ data, metadata });
+  emitter.bind(event, onEvent);
+  return {
+    seen,
+    stop() {
+      emitter.unbind(event, onEvent);
+      return seen;
+    },
+  };
+}
+
 /** Resolves with the first decoded frame on the connection matching `pred`. */
 function waitForFrame(client, pred, ms = 5000, what = 'frame') {
   return waitFor(client.connection, 'message', ms, { filter: pred }).catch((e) => {
@@ -167,6 +181,7 @@ class Harness {
   constructor() {
     this.sdk = backend();
     this.clients = new Set();
+    this.sockets = new Set();
     this.authUrl = null;
     this.server = null;
   }
@@ -197,7 +212,10 @@ class Harness {
             ? this.sdk.authorizeChannel(socketId, channel, { user_id: userId, user_info: { name } })
             : this.sdk.authorizeChannel(socketId, channel);
         } else if (req.url === '/pusher/user-auth') {
-          payload = this.sdk.authenticateUser(socketId, { id: userId, user_info: { name } });
+          const user = { id: userId, user_info: { name } };
+          const watchlist = form.get('watchlist');
+          if (watchlist) user.watchlist = watchlist.split(',');
+          payload = this.sdk.authenticateUser(socketId, user);
         } else {
           res.writeHead(404).end();
           return;
@@ -212,10 +230,12 @@ class Harness {
 
   /**
    * A pusher-js client. `userId` is sent to the auth endpoint as a param, so
-   * presence membership and sign-in use it. Extra pusher-js options override.
+   * presence membership and sign-in use it; `watchlist` (user ids) goes into
+   * the signed user_data. Extra pusher-js options override.
    */
-  client({ userId = 'anonymous', name, key = APP.key, options = {} } = {}) {
+  client({ userId = 'anonymous', name, watchlist, key = APP.key, options = {} } = {}) {
     const params = { user_id: userId, user_name: name || userId };
+    if (watchlist) params.watchlist = watchlist.join(',');
     const client = new PusherClient(key, {
       cluster: 'mt1',
       wsHost: HOST,
@@ -228,6 +248,11 @@ class Harness {
       ...options,
     });
     this.clients.add(client);
+    // Keep the underlying faye-websocket client: see stop().
+    client.connection.bind('connected', () => {
+      const conn = client.connection.connection;
+      if (conn && conn.transport && conn.transport.socket) this.sockets.add(conn.transport.socket);
+    });
     return client;
   }
 
@@ -247,6 +272,14 @@ class Harness {
       }
     }
     this.clients.clear();
+    // When the server closes a socket with a 40xx code, pusher-js (Node build)
+    // calls close() on the already-closed faye-websocket client, which arms a
+    // 30 s close timer that would keep node alive. Clear those timers.
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    for (const socket of this.sockets) {
+      if (socket._closeTimer) clearTimeout(socket._closeTimer);
+    }
+    this.sockets.clear();
     if (this.server) {
       this.server.closeAllConnections();
       await new Promise((resolve) => this.server.close(resolve));
@@ -293,6 +326,7 @@ module.exports = {
   backend,
   waitFor,
   expectNone,
+  collect,
   waitForFrame,
   recordFrames,
   recordErrors,

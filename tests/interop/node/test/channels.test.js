@@ -237,6 +237,33 @@ describe('channels', () => {
     assert.deepEqual(await res.json(), { occupied: true, subscription_count: 1 });
   });
 
+  test('pusher-js activity ping is answered with pusher:pong', async () => {
+    // A short client activityTimeout makes pusher-js ping after 400 ms idle and
+    // give up (reconnect) if no pong comes within pongTimeout.
+    const client = await h.connected({ options: { activityTimeout: 400, pongTimeout: 1500 } });
+    const socketId = client.connection.socket_id;
+    const pong = waitForFrame(client, (m) => m.event === 'pusher:pong', 5000, 'pusher:pong');
+    await pong;
+    await new Promise((resolve) => setTimeout(resolve, 1500));
+    assert.equal(client.connection.state, 'connected');
+    assert.equal(client.connection.socket_id, socketId, 'pusher-js reconnected: pong missing or late');
+  });
+
+  test('pusher-js reconnects after a dropped socket and resubscribes', async () => {
+    const name = uniq('private-resub-');
+    const client = await h.connected({ userId: 'r1' });
+    const channel = await subscribed(client, name);
+    const firstId = client.connection.socket_id;
+    const again = waitFor(channel, 'pusher:subscription_succeeded', 8000);
+    // Drop the transport from the client side, as a network blip would.
+    client.connection.connection.transport.socket.close();
+    await again;
+    assert.notEqual(client.connection.socket_id, firstId);
+    const got = waitFor(channel, 'after-reconnect');
+    await h.sdk.trigger(name, 'after-reconnect', { ok: true });
+    assert.deepEqual(await got, { ok: true });
+  });
+
   test('unsubscribe stops delivery', async () => {
     const name = uniq('unsub-');
     const client = await h.connected();
