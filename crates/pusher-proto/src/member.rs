@@ -63,36 +63,48 @@ struct RawChannelData<'a> {
     user_info: Option<&'a RawValue>,
 }
 
+/// Parses `text` as the JSON object `what` describes.
+fn object<'a, T: Deserialize<'a>>(what: &'static str, text: &'a str) -> Result<T, UserDataError> {
+    serde_json::from_str(text).map_err(|e| UserDataError::NotJson {
+        what,
+        detail: e.to_string(),
+    })
+}
+
+/// A required, non-empty id field: a string, or (when `numbers` is set) a
+/// number kept as its JSON text.
+fn id_field(
+    what: &'static str,
+    field: &'static str,
+    raw: Option<&RawValue>,
+    numbers: bool,
+) -> Result<String, UserDataError> {
+    let raw = raw.ok_or(UserDataError::MissingId { what, field })?;
+    let id = if numbers {
+        crate::frame::string_or_number(raw)
+    } else {
+        serde_json::from_str::<String>(raw.get()).ok()
+    };
+    let expected = if numbers {
+        "string or number"
+    } else {
+        "string"
+    };
+    id.filter(|id| !id.is_empty())
+        .ok_or(UserDataError::InvalidId {
+            what,
+            field,
+            expected,
+        })
+}
+
 impl ChannelData {
     /// Parses `channel_data`. `user_id` may be a non-empty string or a number
     /// (kept as its JSON text, so `10` becomes `"10"`).
     pub fn parse(text: &str) -> Result<Self, UserDataError> {
         const WHAT: &str = "channel_data";
-        let raw: RawChannelData<'_> =
-            serde_json::from_str(text).map_err(|e| UserDataError::NotJson {
-                what: WHAT,
-                detail: e.to_string(),
-            })?;
-        let invalid = UserDataError::InvalidId {
-            what: WHAT,
-            field: "user_id",
-            expected: "string or number",
-        };
-        let id = raw.user_id.ok_or(UserDataError::MissingId {
-            what: WHAT,
-            field: "user_id",
-        })?;
-        let id_text = id.get();
-        let user_id = if id_text.starts_with('"') {
-            serde_json::from_str::<String>(id_text).map_err(|_| invalid.clone())?
-        } else if serde_json::from_str::<serde_json::Number>(id_text).is_ok() {
-            id_text.to_owned()
-        } else {
-            return Err(invalid);
-        };
-        if user_id.is_empty() {
-            return Err(invalid);
-        }
+        let raw: RawChannelData<'_> = object(WHAT, text)?;
+        let user_id = id_field(WHAT, "user_id", raw.user_id, true)?;
         Ok(Self(Member {
             user_id,
             user_info: raw.user_info.map(RawJson::from),
@@ -126,24 +138,8 @@ impl UserData {
     /// Parses `user_data`; `id` must be a non-empty string.
     pub fn parse(text: &str) -> Result<Self, UserDataError> {
         const WHAT: &str = "user_data";
-        let raw: RawUserData<'_> =
-            serde_json::from_str(text).map_err(|e| UserDataError::NotJson {
-                what: WHAT,
-                detail: e.to_string(),
-            })?;
-        let invalid = UserDataError::InvalidId {
-            what: WHAT,
-            field: "id",
-            expected: "string",
-        };
-        let id = raw.id.ok_or(UserDataError::MissingId {
-            what: WHAT,
-            field: "id",
-        })?;
-        let id: String = serde_json::from_str(id.get()).map_err(|_| invalid.clone())?;
-        if id.is_empty() {
-            return Err(invalid);
-        }
+        let raw: RawUserData<'_> = object(WHAT, text)?;
+        let id = id_field(WHAT, "id", raw.id, false)?;
         let watchlist = match raw.watchlist {
             None => Vec::new(),
             Some(w) if w.get() == "null" => Vec::new(),

@@ -114,7 +114,7 @@ fn parse_maybe_string<T: DeserializeOwned>(raw: &RawValue) -> Result<T, serde_js
 }
 
 /// A string field that may also arrive as a number (user ids).
-fn string_or_number(raw: &RawValue) -> Option<String> {
+pub(crate) fn string_or_number(raw: &RawValue) -> Option<String> {
     let text = raw.get();
     if text.starts_with('"') {
         serde_json::from_str(text).ok()
