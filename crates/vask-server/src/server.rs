@@ -190,6 +190,10 @@ async fn serve(state: Arc<State>, tcp: TcpStream, alive: Alive) {
     let svc = service_fn(move |req| handle(svc_state.clone(), req, svc_alive.clone()));
     let conn = http1::Builder::new()
         .keep_alive(true)
+        // A peer that opens a connection and trickles its headers cannot
+        // hold it (and its buffers) forever.
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(Duration::from_secs(30))
         .serve_connection(io, svc)
         .with_upgrades();
     tokio::pin!(conn);
