@@ -45,6 +45,18 @@ pub struct ServerConfig {
     pub shutdown_grace_secs: u64,
     /// How webhooks are batched, held and retried.
     pub webhooks: WebhookSettings,
+    /// Serve `wss://` and `https://` on the same port with this certificate.
+    pub tls: Option<TlsConfig>,
+}
+
+/// A certificate chain and its private key, as PEM files.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsConfig {
+    /// PEM file with the certificate chain, leaf first.
+    pub cert_file: PathBuf,
+    /// PEM file with the private key (PKCS#8, PKCS#1 or SEC1).
+    pub key_file: PathBuf,
 }
 
 /// How webhooks are batched, held and retried (for every app).
@@ -136,6 +148,7 @@ impl Default for ServerConfig {
             timestamp_window_secs: 600,
             shutdown_grace_secs: 10,
             webhooks: WebhookSettings::default(),
+            tls: None,
         }
     }
 }
@@ -305,6 +318,12 @@ pub struct Cli {
     /// Seconds to finish work on shutdown.
     #[arg(long, env = "VASK_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// PEM certificate chain: serve wss:// and https:// (with --tls-key).
+    #[arg(long, env = "VASK_TLS_CERT", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of --tls-cert.
+    #[arg(long, env = "VASK_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }
 
 impl Config {
@@ -340,6 +359,12 @@ impl Config {
         }
         if let Some(grace) = cli.shutdown_grace_secs {
             config.server.shutdown_grace_secs = grace;
+        }
+        if let (Some(cert_file), Some(key_file)) = (&cli.tls_cert, &cli.tls_key) {
+            config.server.tls = Some(TlsConfig {
+                cert_file: cert_file.clone(),
+                key_file: key_file.clone(),
+            });
         }
         if let (Some(id), Some(key), Some(secret)) = (&cli.app_id, &cli.app_key, &cli.app_secret) {
             config.apps = vec![AppConfig {
@@ -389,6 +414,9 @@ impl Config {
             if value == 0 {
                 return Err(invalid(name, "must be greater than 0"));
             }
+        }
+        if let Some(tls) = &s.tls {
+            crate::tls::acceptor(tls)?;
         }
         let mut ids = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();

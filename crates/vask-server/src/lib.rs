@@ -20,6 +20,7 @@ pub mod config;
 pub mod metrics;
 mod outbox;
 mod server;
+mod tls;
 mod webhooks;
 mod ws;
 

@@ -38,6 +38,8 @@ pub struct State {
     pub shutdown: watch::Receiver<bool>,
     /// False once shutdown began (`/up` answers 503).
     pub accepting: AtomicBool,
+    /// Set when the listener serves TLS.
+    pub(crate) tls: Option<crate::tls::Acceptor>,
 }
 
 /// Held by every connection task; shutdown waits until all are dropped.
@@ -88,6 +90,13 @@ impl Running {
 
 /// Binds the listener and starts serving.
 pub async fn start(config: Config) -> std::io::Result<Running> {
+    let tls = match &config.server.tls {
+        Some(t) => Some(
+            crate::tls::acceptor(t)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))?,
+        ),
+        None => None,
+    };
     let listener = TcpListener::bind((config.server.host.as_str(), config.server.port)).await?;
     let addr = listener.local_addr()?;
     let metrics = Arc::new(Metrics::default());
@@ -113,6 +122,7 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         start: Instant::now(),
         shutdown: shutdown_rx,
         accepting: AtomicBool::new(true),
+        tls,
     });
     let task = tokio::spawn(run(listener, state.clone(), alive_tx, alive_rx));
     Ok(Running {
@@ -136,7 +146,7 @@ async fn run(
             accepted = listener.accept() => match accepted {
                 Ok((tcp, _)) => {
                     let _ = tcp.set_nodelay(true);
-                    tokio::spawn(serve(state.clone(), tcp, alive.clone()));
+                    tokio::spawn(accept(state.clone(), tcp, alive.clone()));
                 }
                 Err(e) => {
                     // Out of file descriptors and the like: wait a little.
@@ -183,9 +193,26 @@ async fn tick(state: Arc<State>) {
     }
 }
 
-/// One TCP connection: HTTP/1.1 with keep-alive, possibly upgraded.
-async fn serve(state: Arc<State>, tcp: TcpStream, alive: Alive) {
-    let io = TokioIo::new(tcp);
+/// One accepted connection: the TLS handshake when configured, then serve.
+async fn accept(state: Arc<State>, tcp: TcpStream, alive: Alive) {
+    match state.tls.clone() {
+        None => serve(state, tcp, alive).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(Duration::from_secs(10), acceptor.0.accept(tcp)).await {
+                Ok(Ok(tls)) => serve(state, tls, alive).await,
+                Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!("TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// One connection (TCP or TLS): HTTP/1.1 with keep-alive, possibly upgraded.
+async fn serve<S>(state: Arc<State>, stream: S, alive: Alive)
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let io = TokioIo::new(stream);
     let (svc_state, svc_alive) = (state.clone(), alive.clone());
     let svc = service_fn(move |req| handle(svc_state.clone(), req, svc_alive.clone()));
     let conn = http1::Builder::new()

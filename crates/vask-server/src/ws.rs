@@ -15,7 +15,9 @@ use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use pusher_hub::{Action, Delivery, Outbox, Session};
 use pusher_proto::{ErrorCode, ServerFrame};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
@@ -90,30 +92,21 @@ pub(crate) fn upgrade(
             }
         };
         let config = ws_config(&state);
-        // Take the TCP stream back from hyper: its post-upgrade read buffer
+        // Take the stream back from hyper: its post-upgrade read buffer
         // would cost kilobytes per connection for nothing.
-        let ws = match upgraded.downcast::<TokioIo<TcpStream>>() {
-            Ok(parts) if parts.read_buf.is_empty() => {
-                WebSocketStream::from_raw_socket(parts.io.into_inner(), Role::Server, Some(config))
-                    .await
-            }
+        match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
-                WebSocketStream::from_partially_read(
-                    parts.io.into_inner(),
-                    parts.read_buf.to_vec(),
-                    Role::Server,
-                    Some(config),
-                )
-                .await
+                let ws = websocket(parts.io.into_inner(), parts.read_buf, config).await;
+                // Inline, not through `run`: a wrapper future would hold a
+                // second copy of the stream's space in every task.
+                match admitted {
+                    Ok(app) => connection(state, app, ws).await,
+                    Err(code) => refuse(ws, code).await,
+                }
             }
-            Err(_) => {
-                tracing::error!("upgraded connection is not a TCP stream");
-                return;
-            }
-        };
-        match admitted {
-            Ok(app) => connection(state, app, ws).await,
-            Err(code) => refuse(ws, code).await,
+            // Boxed: a TLS stream is large, and keeping it inline would make
+            // every plain connection's task that large too.
+            Err(upgraded) => Box::pin(run_tls(state, admitted, upgraded, config)).await,
         }
         drop(alive);
     });
@@ -127,6 +120,46 @@ pub(crate) fn upgrade(
     resp
 }
 
+/// The WebSocket over `io`, with whatever hyper had read past the handshake.
+async fn websocket<S: Io>(io: S, read_buf: Bytes, config: WebSocketConfig) -> WebSocketStream<S> {
+    if read_buf.is_empty() {
+        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
+    } else {
+        WebSocketStream::from_partially_read(io, read_buf.to_vec(), Role::Server, Some(config))
+            .await
+    }
+}
+
+async fn run<S: Io>(
+    state: Arc<State>,
+    admitted: Result<Arc<App>, ErrorCode>,
+    ws: WebSocketStream<S>,
+) {
+    match admitted {
+        Ok(app) => connection(state, app, ws).await,
+        Err(code) => refuse(ws, code).await,
+    }
+}
+
+async fn run_tls(
+    state: Arc<State>,
+    admitted: Result<Arc<App>, ErrorCode>,
+    upgraded: hyper::upgrade::Upgraded,
+    config: WebSocketConfig,
+) {
+    match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
+        Ok(parts) => {
+            let ws = websocket(parts.io.into_inner(), parts.read_buf, config).await;
+            run(state, admitted, ws).await;
+        }
+        Err(_) => tracing::error!("upgraded connection is neither TCP nor TLS"),
+    }
+}
+
+/// A stream a WebSocket can run over (plain TCP or TLS).
+pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
+
 fn message(frame: Bytes) -> Message {
     match Utf8Bytes::try_from(frame) {
         Ok(t) => Message::Text(t),
@@ -135,7 +168,7 @@ fn message(frame: Bytes) -> Message {
     }
 }
 
-async fn send_close(ws: &mut WebSocketStream<TcpStream>, code: ErrorCode) {
+async fn send_close<S: Io>(ws: &mut WebSocketStream<S>, code: ErrorCode) {
     let frame = CloseFrame {
         code: CloseCode::from(code.code()),
         reason: Utf8Bytes::from_static(""),
@@ -145,7 +178,7 @@ async fn send_close(ws: &mut WebSocketStream<TcpStream>, code: ErrorCode) {
 }
 
 /// A connection refused before it started: `pusher:error`, then close.
-async fn refuse(mut ws: WebSocketStream<TcpStream>, code: ErrorCode) {
+async fn refuse<S: Io>(mut ws: WebSocketStream<S>, code: ErrorCode) {
     let _ = tokio::time::timeout(
         Duration::from_secs(1),
         ws.feed(message(ServerFrame::error(code).encode())),
@@ -155,8 +188,8 @@ async fn refuse(mut ws: WebSocketStream<TcpStream>, code: ErrorCode) {
 }
 
 /// Writes every frame in `buf`, then flushes once.
-async fn write_batch(
-    ws: &mut WebSocketStream<TcpStream>,
+async fn write_batch<S: Io>(
+    ws: &mut WebSocketStream<S>,
     buf: &mut VecDeque<Bytes>,
     app: &App,
 ) -> Result<(), WsError> {
@@ -195,7 +228,7 @@ enum End {
     Slow(usize),
 }
 
-async fn connection(state: Arc<State>, app: Arc<App>, mut ws: WebSocketStream<TcpStream>) {
+async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketStream<S>) {
     let outbox = Arc::new(ConnOutbox::new(state.config.outbox_capacity));
     let mut session = match app.hub.connect(outbox.clone(), state.now_ms()) {
         Ok(s) => s,
