@@ -80,6 +80,9 @@ pub struct WebhookSettings {
     pub retry_budget_ms: u64,
     /// Events waiting per app before new ones are dropped (counted, logged).
     pub queue_capacity: usize,
+    /// Extra PEM CA certificates trusted for `https://` receivers (besides
+    /// Mozilla's roots).
+    pub ca_file: Option<PathBuf>,
 }
 
 impl Default for WebhookSettings {
@@ -92,6 +95,7 @@ impl Default for WebhookSettings {
             retry_initial_ms: 1000,
             retry_budget_ms: 5 * 60 * 1000,
             queue_capacity: 10_000,
+            ca_file: None,
         }
     }
 }
@@ -418,6 +422,9 @@ impl Config {
         if let Some(tls) = &s.tls {
             crate::tls::acceptor(tls)?;
         }
+        if let Some(ca) = &s.webhooks.ca_file {
+            crate::tls::webhook_client_config(Some(ca))?;
+        }
         let mut ids = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();
         for (i, app) in self.apps.iter().enumerate() {
@@ -451,9 +458,16 @@ impl Config {
             }
             for (j, w) in app.webhooks.iter().enumerate() {
                 let wf = |field: &str| format!("apps[{i}].webhooks[{j}].{field}");
-                let rest = w.url.strip_prefix("http://").ok_or_else(|| {
-                    invalid(wf("url"), format!("{:?} must start with http:// (https receivers need a TLS proxy for now)", w.url))
-                })?;
+                let rest = w
+                    .url
+                    .strip_prefix("http://")
+                    .or_else(|| w.url.strip_prefix("https://"))
+                    .ok_or_else(|| {
+                        invalid(
+                            wf("url"),
+                            format!("{:?} must start with http:// or https://", w.url),
+                        )
+                    })?;
                 if rest.is_empty() || w.url.parse::<hyper::Uri>().is_err() {
                     return Err(invalid(
                         wf("url"),

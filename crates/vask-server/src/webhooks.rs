@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
@@ -134,8 +135,26 @@ struct Sender {
     app: AppConfig,
     settings: WebhookSettings,
     metrics: AppMetrics,
-    client: Client<HttpConnector, Full<Bytes>>,
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     shutdown: watch::Receiver<bool>,
+}
+
+/// A pooled client for http:// and https:// receivers.
+fn https_client(settings: &WebhookSettings) -> Client<HttpsConnector<HttpConnector>, Full<Bytes>> {
+    // Checked when the configuration was validated; fall back to the
+    // standard roots rather than fail the task.
+    let tls = crate::tls::webhook_client_config(settings.ca_file.as_deref())
+        .or_else(|e| {
+            tracing::error!(error = %e, "webhook CA file unusable; using the standard roots only");
+            crate::tls::webhook_client_config(None)
+        })
+        .expect("the standard roots always load");
+    let connector = HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
 }
 
 /// One app's webhook task. Holds `alive` so shutdown waits for its flush.
@@ -152,7 +171,7 @@ pub(crate) async fn run(
         app,
         settings: settings.clone(),
         metrics,
-        client: Client::builder(TokioExecutor::new()).build_http(),
+        client: https_client(&settings),
         shutdown: shutdown.clone(),
     });
     let hold = Duration::from_millis(settings.hold_ms);

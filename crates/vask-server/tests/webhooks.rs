@@ -363,3 +363,69 @@ async fn shutdown_flushes_held_events() {
         .unwrap()
         .unwrap();
 }
+
+#[tokio::test]
+async fn https_receivers_behind_a_private_ca() {
+    use rustls_pki_types::pem::PemObject;
+    use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+    use std::sync::Arc as StdArc;
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/tls");
+    let certs = vec![CertificateDer::from_pem_file(dir.join("cert.pem")).unwrap()];
+    let key = PrivateKeyDer::from_pem_file(dir.join("key.pem")).unwrap();
+    let provider = StdArc::new(rustls::crypto::ring::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(StdArc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                let Ok(stream) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let svc = service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                    let tx = tx.clone();
+                    async move {
+                        let sig = req.headers()["x-pusher-signature"]
+                            .to_str()
+                            .unwrap()
+                            .to_owned();
+                        let body = req.into_body().collect().await.unwrap().to_bytes();
+                        pusher_auth::verify_webhook("test-secret", &body, &sig)
+                            .expect("valid signature");
+                        let _ = tx.send(serde_json::from_slice(&body).unwrap());
+                        Ok::<_, std::convert::Infallible>(hyper::Response::new(Full::new(
+                            Bytes::new(),
+                        )))
+                    }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    });
+    let mut h = hook(addr);
+    h.url = format!("https://127.0.0.1:{}/hooks", addr.port());
+    let s = server_with(vec![h], |c| {
+        c.server.webhooks.ca_file = Some(dir.join("ca.pem"))
+    })
+    .await;
+    let mut a = connect(s.addr, "test-key").await;
+    a.subscribe("over-tls").await;
+    let body = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+        .await
+        .expect("webhook in time")
+        .unwrap();
+    assert_eq!(
+        body["events"],
+        json!([{"name":"channel_occupied","channel":"over-tls"}])
+    );
+}
