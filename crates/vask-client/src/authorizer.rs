@@ -10,6 +10,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use hyper::Method;
 use pusher_auth::{ChannelAuthResponse, UserAuthResponse};
+use rustls_pki_types::CertificateDer;
 use serde::de::DeserializeOwned;
 
 use crate::error::AuthorizerError;
@@ -112,7 +113,9 @@ impl Authorizer for FnAuthorizer {
 /// `socket_id=..` to the user endpoint (`userAuthentication.endpoint`,
 /// default `/pusher/user-auth`), each answering JSON.
 ///
-/// Plain `http://` URLs only.
+/// `http://` or `https://` URLs; `https://` trusts Mozilla's root
+/// certificates, plus extra CAs given to
+/// [`HttpAuthorizer::with_extra_ca_certs`].
 #[derive(Debug, Clone)]
 pub struct HttpAuthorizer {
     channel_url: String,
@@ -126,9 +129,9 @@ fn check_url(url: &str) -> Result<(), AuthorizerError> {
     let uri: hyper::Uri = url
         .parse()
         .map_err(|e| AuthorizerError::new(format!("invalid URL {url:?}: {e}")))?;
-    if uri.scheme_str() != Some("http") || uri.host().is_none() {
+    if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
         return Err(AuthorizerError::new(format!(
-            "{url:?} is not an absolute http:// URL (https is not supported)"
+            "{url:?} is not an absolute http:// or https:// URL"
         )));
     }
     Ok(())
@@ -139,7 +142,7 @@ impl HttpAuthorizer {
     /// `http://127.0.0.1:3000/pusher/auth`); 10 s timeout, no extra header.
     ///
     /// # Errors
-    /// When the URL is not an absolute `http://` URL.
+    /// When the URL is not an absolute `http://` or `https://` URL.
     pub fn new(channel_url: impl Into<String>) -> Result<Self, AuthorizerError> {
         let channel_url = channel_url.into();
         check_url(&channel_url)?;
@@ -148,7 +151,7 @@ impl HttpAuthorizer {
             user_url: None,
             headers: Vec::new(),
             timeout: Duration::from_secs(10),
-            client: http::client(),
+            client: http::client(crate::tls::client_config(&[]).map_err(AuthorizerError::new)?),
         })
     }
 
@@ -156,7 +159,7 @@ impl HttpAuthorizer {
     /// `http://127.0.0.1:3000/pusher/user-auth`).
     ///
     /// # Errors
-    /// When the URL is not an absolute `http://` URL.
+    /// When the URL is not an absolute `http://` or `https://` URL.
     pub fn with_user_endpoint(
         mut self,
         user_url: impl Into<String>,
@@ -173,6 +176,21 @@ impl HttpAuthorizer {
     pub fn with_header(mut self, name: impl Into<String>, value: impl Into<String>) -> Self {
         self.headers.push((name.into(), value.into()));
         self
+    }
+
+    /// Trusts these CA certificates (DER) besides Mozilla's roots for
+    /// `https://` endpoints: a private CA or a self-signed certificate. Load
+    /// a PEM file with [`crate::load_pem_certs`].
+    ///
+    /// # Errors
+    /// When one of them is not a valid CA certificate.
+    pub fn with_extra_ca_certs(
+        mut self,
+        certs: &[CertificateDer<'static>],
+    ) -> Result<Self, AuthorizerError> {
+        let tls = crate::tls::client_config(certs).map_err(AuthorizerError::new)?;
+        self.client = http::client(tls);
+        Ok(self)
     }
 
     /// The longest one request may take.
@@ -198,7 +216,7 @@ impl HttpAuthorizer {
             self.timeout,
         )
         .await
-        .map_err(AuthorizerError::new)?;
+        .map_err(|e| AuthorizerError::new(e.to_string()))?;
         if !(200..300).contains(&answer.status) {
             return Err(AuthorizerError {
                 status: Some(answer.status),

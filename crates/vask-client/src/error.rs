@@ -29,7 +29,8 @@ pub enum ApiError {
     /// Any other non-2xx status, with the server's message.
     #[error("HTTP {0}: {1}")]
     Status(u16, String),
-    /// The request never got an answer: connection refused or reset, timeout.
+    /// The request never got an answer: connection refused or reset, timeout
+    /// (TLS failures are [`ApiError::Tls`]).
     #[error("transport error: {0}")]
     Transport(String),
     /// A request or response body is not the JSON expected.
@@ -39,10 +40,11 @@ pub enum ApiError {
     /// (an encrypted channel among several, a malformed socket id, ...).
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
-    /// `tls: true`: this client speaks plain HTTP only (put a TLS-terminating
-    /// proxy in front, or use plain HTTP on a trusted network).
-    #[error("TLS is not supported by vask-client; use plain http")]
-    TlsUnsupported,
+    /// TLS failed: the server's certificate is not trusted (add its CA to
+    /// [`crate::PublisherConfig::extra_ca_certs`]) or not valid for the host,
+    /// the handshake was refused, or an extra CA certificate is invalid.
+    #[error("TLS error: {0}")]
+    Tls(String),
     /// An encrypted channel was named but no master key is configured, or
     /// the webhook or key material is invalid.
     #[error("encryption: {0}")]
@@ -110,6 +112,7 @@ pub enum SubscribeFailure {
 #[non_exhaustive]
 pub enum SocketError {
     /// The connection could not be opened (TCP, HTTP upgrade, timeout).
+    /// TLS failures are [`SocketError::Tls`].
     #[error("cannot connect: {0}")]
     Connect(String),
     /// The server refused the connection with a `pusher:error` or close code
@@ -121,9 +124,12 @@ pub enum SocketError {
         /// The server's message.
         message: String,
     },
-    /// `tls: true`: this client speaks plain `ws://` only.
-    #[error("TLS is not supported by vask-client; use plain ws://")]
-    TlsUnsupported,
+    /// TLS failed on the first connection: the server's certificate is not
+    /// trusted (add its CA to [`crate::SubscriberConfig::extra_ca_certs`]) or
+    /// not valid for the host, the handshake was refused, the host is not a
+    /// valid TLS server name, or an extra CA certificate is invalid.
+    #[error("TLS error: {0}")]
+    Tls(String),
     /// The channel name is not valid, or reserved.
     #[error("invalid channel: {0}")]
     InvalidChannel(String),

@@ -1,23 +1,51 @@
-//! The plain-HTTP client the publisher and [`crate::HttpAuthorizer`] share:
-//! hyper-util's pooled client (keep-alive), with a timeout per request, and
-//! the encoders both need.
+//! The HTTP client the publisher and [`crate::HttpAuthorizer`] share:
+//! hyper-util's pooled client (keep-alive) over `http://` or `https://`
+//! (rustls), with a timeout per request, and the encoders both need.
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full};
 use hyper::{Method, Request};
+use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
 
 /// A pooled HTTP/1.1 client: connections are reused between requests.
-pub(crate) type HttpClient = Client<HttpConnector, Full<Bytes>>;
+pub(crate) type HttpClient = Client<HttpsConnector<HttpConnector>, Full<Bytes>>;
 
-/// A new pooled client (plain `http://` only).
-pub(crate) fn client() -> HttpClient {
-    let mut connector = HttpConnector::new();
-    connector.set_nodelay(true);
+/// Why a request failed.
+#[derive(Debug)]
+pub(crate) enum SendError {
+    /// The TLS handshake failed (untrusted or invalid certificate, ...).
+    Tls(String),
+    /// Anything else: connection refused or reset, timeout, bad request.
+    Transport(String),
+}
+
+impl std::fmt::Display for SendError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Tls(m) => write!(f, "TLS error: {m}"),
+            Self::Transport(m) => f.write_str(m),
+        }
+    }
+}
+
+/// A new pooled client for `http://` and `https://` URLs; `https://` trusts
+/// what `tls` trusts.
+pub(crate) fn client(tls: Arc<rustls::ClientConfig>) -> HttpClient {
+    let mut http = HttpConnector::new();
+    http.set_nodelay(true);
+    // hyper-rustls needs the scheme check off to get https:// URLs.
+    http.enforce_http(false);
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(rustls::ClientConfig::clone(&tls))
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http);
     Client::builder(TokioExecutor::new())
         .pool_idle_timeout(Duration::from_secs(60))
         .build(connector)
@@ -39,7 +67,7 @@ pub(crate) async fn send(
     content_type: Option<&str>,
     body: Bytes,
     timeout: Duration,
-) -> Result<Answer, String> {
+) -> Result<Answer, SendError> {
     let mut builder = Request::builder().method(method).uri(uri);
     if let Some(ct) = content_type {
         builder = builder.header(hyper::header::CONTENT_TYPE, ct);
@@ -49,27 +77,30 @@ pub(crate) async fn send(
     }
     let request = builder
         .body(Full::new(body))
-        .map_err(|e| format!("invalid request: {e}"))?;
+        .map_err(|e| SendError::Transport(format!("invalid request: {e}")))?;
     let exchange = async {
         let response = client.request(request).await.map_err(|e| {
+            if let Some(m) = crate::tls::tls_failure(&e) {
+                return SendError::Tls(m);
+            }
             // hyper-util's error Display is terse; its source says why.
-            match std::error::Error::source(&e) {
+            SendError::Transport(match std::error::Error::source(&e) {
                 Some(source) => format!("{e}: {source}"),
                 None => e.to_string(),
-            }
+            })
         })?;
         let status = response.status().as_u16();
         let body = response
             .into_body()
             .collect()
             .await
-            .map_err(|e| format!("reading the response: {e}"))?
+            .map_err(|e| SendError::Transport(format!("reading the response: {e}")))?
             .to_bytes();
         Ok(Answer { status, body })
     };
     tokio::time::timeout(timeout, exchange)
         .await
-        .map_err(|_| format!("no answer within {timeout:?}"))?
+        .map_err(|_| SendError::Transport(format!("no answer within {timeout:?}")))?
 }
 
 /// `host:port` for a URL authority, bracketing IPv6 literals.

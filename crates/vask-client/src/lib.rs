@@ -16,7 +16,12 @@
 //!   socket: it pings, reconnects by the close code's class with backoff,
 //!   and resubscribes every channel (authorizing again) by itself.
 //!
-//! Plain `http://` and `ws://` only: `tls: true` is refused with an error.
+//! `tls: true` switches to `https://` and `wss://` (rustls with the ring
+//! provider). The server's certificate must chain to one of Mozilla's root
+//! certificates or to an extra CA of the configuration
+//! ([`PublisherConfig::extra_ca_certs`], [`SubscriberConfig::extra_ca_certs`],
+//! [`HttpAuthorizer::with_extra_ca_certs`]; [`load_pem_certs`] reads a PEM
+//! file); failures are [`ApiError::Tls`] and [`SocketError::Tls`].
 //! Everything runs on tokio.
 //!
 //! # Example
@@ -55,12 +60,18 @@ mod http;
 mod publisher;
 mod stream;
 mod subscriber;
+mod tls;
 
 pub use authorizer::{AuthFuture, Authorizer, FnAuthorizer, HttpAuthorizer};
 pub use data::event_data;
 pub use error::{ApiError, AuthorizerError, SocketError, SubscribeFailure};
 pub use publisher::{Publisher, PublisherConfig, TriggerOptions};
 pub use stream::EventStream;
+pub use tls::load_pem_certs;
+
+/// A DER certificate, as [`load_pem_certs`] returns them (re-exported from
+/// `rustls-pki-types`).
+pub use rustls_pki_types::CertificateDer;
 pub use subscriber::{
     Binding, Channel, ConnectionState, Event, Member, ServerError, Subscriber, SubscriberConfig,
 };

@@ -13,6 +13,7 @@ use pusher_proto::http::{
 };
 use pusher_proto::webhook::WebhookBody;
 use pusher_proto::{ChannelKind, SERVER_TO_USER_PREFIX, SocketId, UserData, classify};
+use rustls_pki_types::CertificateDer;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
@@ -33,9 +34,14 @@ pub struct PublisherConfig {
     pub host: String,
     /// The server's port.
     pub port: u16,
-    /// Must be `false`: only plain HTTP is supported
-    /// ([`Publisher::new`] returns [`ApiError::TlsUnsupported`] otherwise).
+    /// `https://` instead of `http://`. The server's certificate must chain
+    /// to one of Mozilla's root certificates or to one of `extra_ca_certs`,
+    /// and be valid for `host`.
     pub tls: bool,
+    /// CA certificates (DER) trusted besides Mozilla's roots for `https://`:
+    /// a private CA or a self-signed server certificate. Load a PEM file with
+    /// [`crate::load_pem_certs`].
+    pub extra_ca_certs: Vec<CertificateDer<'static>>,
     /// The encryption master key (32 bytes): needed to publish to
     /// `private-encrypted-*` channels and to authorize them.
     pub encryption_master_key: Option<MasterKey>,
@@ -58,6 +64,7 @@ impl PublisherConfig {
             host: "127.0.0.1".into(),
             port: 6001,
             tls: false,
+            extra_ca_certs: Vec::new(),
             encryption_master_key: None,
             timeout: Duration::from_secs(30),
         }
@@ -88,16 +95,16 @@ impl Publisher {
     /// A publisher for `config`.
     ///
     /// # Errors
-    /// [`ApiError::TlsUnsupported`] when `config.tls` is set.
+    /// [`ApiError::Tls`] when one of `config.extra_ca_certs` is not a valid
+    /// CA certificate.
     pub fn new(config: PublisherConfig) -> Result<Self, ApiError> {
-        if config.tls {
-            return Err(ApiError::TlsUnsupported);
-        }
-        let base = format!("http://{}", http::authority(&config.host, config.port));
+        let tls = crate::tls::client_config(&config.extra_ca_certs).map_err(ApiError::Tls)?;
+        let scheme = if config.tls { "https" } else { "http" };
+        let base = format!("{scheme}://{}", http::authority(&config.host, config.port));
         Ok(Self {
             config,
             base,
-            client: http::client(),
+            client: http::client(tls),
         })
     }
 
@@ -416,7 +423,10 @@ impl Publisher {
             c.timeout,
         )
         .await
-        .map_err(ApiError::Transport)?;
+        .map_err(|e| match e {
+            http::SendError::Tls(m) => ApiError::Tls(m),
+            http::SendError::Transport(m) => ApiError::Transport(m),
+        })?;
         if !(200..300).contains(&answer.status) {
             return Err(ApiError::from_status(answer.status, &answer.body));
         }
@@ -453,13 +463,27 @@ mod tests {
     }
 
     #[test]
-    fn tls_is_refused() {
+    fn tls_selects_https() {
+        let mut config = PublisherConfig::new("1", "k", "s");
+        assert_eq!(
+            Publisher::new(config.clone()).unwrap().base,
+            "http://127.0.0.1:6001"
+        );
+        config.tls = true;
+        config.host = "api.example.com".into();
+        config.port = 443;
+        assert_eq!(
+            Publisher::new(config).unwrap().base,
+            "https://api.example.com:443"
+        );
+    }
+
+    #[test]
+    fn invalid_extra_ca_is_refused() {
         let mut config = PublisherConfig::new("1", "k", "s");
         config.tls = true;
-        assert!(matches!(
-            Publisher::new(config),
-            Err(ApiError::TlsUnsupported)
-        ));
+        config.extra_ca_certs = vec![CertificateDer::from(vec![1, 2, 3])];
+        assert!(matches!(Publisher::new(config), Err(ApiError::Tls(_))));
     }
 
     #[test]

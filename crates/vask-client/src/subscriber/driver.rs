@@ -20,20 +20,113 @@ use pusher_proto::{
     ChannelData, ChannelKind, ClientFrame, ReconnectClass, SERVER_TO_USER_PREFIX, ServerFrame,
     Subscribe, SubscriptionError, SubscriptionErrorKind, UserData,
 };
+use rustls_pki_types::ServerName;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
 use tokio_tungstenite::tungstenite::protocol::{CloseFrame, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Message, Utf8Bytes};
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
 use super::registry::{ChannelEntry, Registry, SubStatus, broadcast, lock};
 use super::{Command, ConnectionState, Event, Member, ServerError, Shared, SubscriberConfig};
 use crate::backoff::Backoff;
 use crate::error::{AuthorizerError, SocketError, SubscribeFailure};
 
-type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
+type Ws = WebSocketStream<Stream>;
+
+/// The socket under the WebSocket: plain TCP (as tokio-tungstenite opens it)
+/// or TLS over TCP.
+enum Stream {
+    Plain(TcpStream),
+    Tls(Box<TlsStream<TcpStream>>),
+}
+
+impl AsyncRead for Stream {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_read(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_read(cx, buf),
+        }
+    }
+}
+
+impl AsyncWrite for Stream {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write(cx, buf),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write(cx, buf),
+        }
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_flush(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_flush(cx),
+        }
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_shutdown(cx),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_shutdown(cx),
+        }
+    }
+
+    fn poll_write_vectored(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> Poll<std::io::Result<usize>> {
+        match self.get_mut() {
+            Self::Plain(s) => Pin::new(s).poll_write_vectored(cx, bufs),
+            Self::Tls(s) => Pin::new(s.as_mut()).poll_write_vectored(cx, bufs),
+        }
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        match self {
+            Self::Plain(s) => s.is_write_vectored(),
+            Self::Tls(s) => s.is_write_vectored(),
+        }
+    }
+}
+
+/// What `wss://` connections need, prepared once by
+/// [`super::Subscriber::connect`].
+pub(crate) struct TlsSetup {
+    connector: TlsConnector,
+    server_name: ServerName<'static>,
+}
+
+impl TlsSetup {
+    /// The connector (Mozilla's roots plus the extra CAs) and the server
+    /// name (the host) of `config`.
+    pub(crate) fn new(config: &SubscriberConfig) -> Result<Self, String> {
+        let tls = crate::tls::client_config(&config.extra_ca_certs)?;
+        let host = config.host.trim_start_matches('[').trim_end_matches(']');
+        let server_name = ServerName::try_from(host.to_owned())
+            .map_err(|e| format!("{host:?} is not a valid TLS server name: {e}"))?;
+        Ok(Self {
+            connector: TlsConnector::from(tls),
+            server_name,
+        })
+    }
+}
 
 /// Results of the authorizer calls, tagged with the socket id they are for.
 enum Internal {
@@ -52,6 +145,8 @@ enum Internal {
 enum OpenError {
     /// TCP, upgrade or timeout.
     Network(String),
+    /// The TLS handshake failed.
+    Tls(String),
     /// The server sent an error and/or closed with a code.
     Closed { code: u16, message: String },
 }
@@ -65,12 +160,15 @@ enum End {
     Closed { code: u16, message: String },
     /// The socket failed or closed without a Pusher code.
     Network(String),
+    /// The TLS handshake failed (retried as a network failure).
+    Tls(String),
     /// No answer to our ping.
     PongTimeout,
 }
 
 struct Driver {
     config: SubscriberConfig,
+    tls: Option<Arc<TlsSetup>>,
     shared: Arc<Shared>,
     cmd_rx: mpsc::UnboundedReceiver<Command>,
     internal_tx: mpsc::UnboundedSender<Internal>,
@@ -95,6 +193,7 @@ struct Conn {
 /// outcome.
 pub(crate) async fn run(
     config: SubscriberConfig,
+    tls: Option<TlsSetup>,
     shared: Arc<Shared>,
     cmd_rx: mpsc::UnboundedReceiver<Command>,
     ready: oneshot::Sender<Result<(), SocketError>>,
@@ -103,6 +202,7 @@ pub(crate) async fn run(
     let backoff = Backoff::new(config.reconnect_min_delay, config.reconnect_max_delay);
     let mut driver = Driver {
         config,
+        tls: tls.map(Arc::new),
         shared,
         cmd_rx,
         internal_tx,
@@ -118,11 +218,51 @@ fn ws_config() -> WebSocketConfig {
         .max_frame_size(Some(16 << 20))
 }
 
+/// Opens the TCP connection to the configured host and port (no Nagle).
+async fn connect_tcp(host: &str, port: u16) -> Result<TcpStream, OpenError> {
+    let host = host.trim_start_matches('[').trim_end_matches(']');
+    let tcp = TcpStream::connect((host, port))
+        .await
+        .map_err(|e| OpenError::Network(format!("IO error: {e}")))?;
+    tcp.set_nodelay(true)
+        .map_err(|e| OpenError::Network(format!("IO error: {e}")))?;
+    Ok(tcp)
+}
+
+/// Opens the socket under the WebSocket: TCP, then the TLS handshake for
+/// `wss://`.
+async fn connect_stream(
+    host: &str,
+    port: u16,
+    tls: Option<&TlsSetup>,
+) -> Result<Stream, OpenError> {
+    let tcp = connect_tcp(host, port).await?;
+    let Some(tls) = tls else {
+        return Ok(Stream::Plain(tcp));
+    };
+    let stream = tls
+        .connector
+        .connect(tls.server_name.clone(), tcp)
+        .await
+        .map_err(|e| match crate::tls::tls_failure(&e) {
+            Some(m) => OpenError::Tls(m),
+            None => OpenError::Network(format!("TLS handshake: {e}")),
+        })?;
+    Ok(Stream::Tls(Box::new(stream)))
+}
+
 /// Opens a connection and reads up to `pusher:connection_established`.
-async fn open(url: &str, timeout: Duration) -> Result<(Ws, String, u32), OpenError> {
+async fn open(
+    host: &str,
+    port: u16,
+    tls: Option<&TlsSetup>,
+    url: &str,
+    timeout: Duration,
+) -> Result<(Ws, String, u32), OpenError> {
     let attempt = async {
+        let stream = connect_stream(host, port, tls).await?;
         let (mut ws, _) =
-            tokio_tungstenite::connect_async_with_config(url, Some(ws_config()), true)
+            tokio_tungstenite::client_async_with_config(url, stream, Some(ws_config()))
                 .await
                 .map_err(|e| OpenError::Network(e.to_string()))?;
         let mut error: Option<(u16, String)> = None;
@@ -249,7 +389,13 @@ impl Driver {
                 }
             }
             self.set_state(ConnectionState::Connecting);
-            let opening = open(&url, self.config.connect_timeout);
+            let (host, port, timeout) = (
+                self.config.host.clone(),
+                self.config.port,
+                self.config.connect_timeout,
+            );
+            let tls = self.tls.clone();
+            let opening = open(&host, port, tls.as_deref(), &url, timeout);
             let opened = tokio::select! {
                 r = opening => r,
                 stop = self.idle(std::future::pending::<()>()) => {
@@ -278,6 +424,7 @@ impl Driver {
                 Err(e) => {
                     let end = match e {
                         OpenError::Network(m) => End::Network(m),
+                        OpenError::Tls(m) => End::Tls(m),
                         OpenError::Closed { code, message } => End::Closed { code, message },
                     };
                     if let Some(r) = ready.take() {
@@ -287,6 +434,7 @@ impl Driver {
                                 message: message.clone(),
                             },
                             End::Network(m) => SocketError::Connect(m.clone()),
+                            End::Tls(m) => SocketError::Tls(m.clone()),
                             _ => SocketError::Closed,
                         };
                         let reason = err.to_string();
@@ -303,7 +451,7 @@ impl Driver {
             delay = match end {
                 End::Stop(reply) => return self.finish(None, "disconnected".into(), reply),
                 End::PongTimeout => Duration::ZERO,
-                End::Network(_) => self.backoff.next_delay(),
+                End::Network(_) | End::Tls(_) => self.backoff.next_delay(),
                 End::Closed { code, message } => match ReconnectClass::of(code) {
                     ReconnectClass::ReconnectImmediately => Duration::ZERO,
                     ReconnectClass::ReconnectWithBackoff => {

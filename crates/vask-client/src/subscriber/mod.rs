@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use pusher_proto::{ChannelKind, ChannelName, WatchlistEvent};
+use rustls_pki_types::CertificateDer;
 use tokio::sync::{mpsc, oneshot, watch};
 
 pub use channel::{Binding, Channel, Event, Member};
@@ -26,9 +27,14 @@ pub struct SubscriberConfig {
     pub host: String,
     /// The server's port.
     pub port: u16,
-    /// Must be `false`: only plain `ws://` is supported
-    /// ([`Subscriber::connect`] returns [`SocketError::TlsUnsupported`]).
+    /// `wss://` instead of `ws://`. The server's certificate must chain to
+    /// one of Mozilla's root certificates or to one of `extra_ca_certs`, and
+    /// be valid for `host` (a DNS name or an IP address).
     pub tls: bool,
+    /// CA certificates (DER) trusted besides Mozilla's roots for `wss://`:
+    /// a private CA or a self-signed server certificate. Load a PEM file with
+    /// [`crate::load_pem_certs`].
+    pub extra_ca_certs: Vec<CertificateDer<'static>>,
     /// The app key.
     pub key: String,
     /// Authorizes private, presence and encrypted channels and sign-in.
@@ -50,13 +56,15 @@ pub struct SubscriberConfig {
 }
 
 impl SubscriberConfig {
-    /// A configuration for `key` on `host:port`, plain `ws://`, no
+    /// A configuration for `key` on `host:port`, plain `ws://` (set `tls`
+    /// for `wss://`), no
     /// authorizer, the defaults above.
     pub fn new(host: impl Into<String>, port: u16, key: impl Into<String>) -> Self {
         Self {
             host: host.into(),
             port,
             tls: false,
+            extra_ca_certs: Vec::new(),
             key: key.into(),
             authorizer: None,
             activity_timeout: None,
@@ -74,10 +82,11 @@ impl SubscriberConfig {
         self
     }
 
-    /// The WebSocket URL, as pusher-js builds it.
+    /// The WebSocket URL, as pusher-js builds it (`wss://` when `tls` is set).
     pub fn url(&self) -> String {
         format!(
-            "ws://{}/app/{}?protocol=7&client=vask-client-rust&version={}&flash=false",
+            "{}://{}/app/{}?protocol=7&client=vask-client-rust&version={}&flash=false",
+            if self.tls { "wss" } else { "ws" },
             crate::http::authority(&self.host, self.port),
             crate::http::encode_path_segment(&self.key),
             env!("CARGO_PKG_VERSION"),
@@ -91,6 +100,7 @@ impl fmt::Debug for SubscriberConfig {
             .field("host", &self.host)
             .field("port", &self.port)
             .field("tls", &self.tls)
+            .field("extra_ca_certs", &self.extra_ca_certs.len())
             .field("key", &self.key)
             .field(
                 "authorizer",
@@ -192,15 +202,18 @@ impl Subscriber {
     /// spawned on it).
     ///
     /// # Errors
-    /// [`SocketError::TlsUnsupported`] for `tls: true`,
     /// [`SocketError::Connect`] when the server cannot be reached,
+    /// [`SocketError::Tls`] when TLS fails (untrusted certificate, a host
+    /// that is not a valid server name, an invalid extra CA certificate),
     /// [`SocketError::Refused`] when it refuses the connection (4001 unknown
     /// key, ...). Only the first connection fails this way: later ones are
     /// retried.
     pub async fn connect(config: SubscriberConfig) -> Result<Self, SocketError> {
-        if config.tls {
-            return Err(SocketError::TlsUnsupported);
-        }
+        let tls = if config.tls {
+            Some(driver::TlsSetup::new(&config).map_err(SocketError::Tls)?)
+        } else {
+            None
+        };
         let shared = Arc::new(Shared {
             registry: Mutex::new(Registry::default()),
             state: watch::Sender::new(ConnectionState::Connecting),
@@ -208,7 +221,7 @@ impl Subscriber {
         });
         let (cmd, cmd_rx) = mpsc::unbounded_channel();
         let (ready_tx, ready_rx) = oneshot::channel();
-        tokio::spawn(driver::run(config, shared.clone(), cmd_rx, ready_tx));
+        tokio::spawn(driver::run(config, tls, shared.clone(), cmd_rx, ready_tx));
         ready_rx.await.map_err(|_| SocketError::Closed)??;
         Ok(Self { shared, cmd })
     }

@@ -18,7 +18,7 @@ use vask_client::{
 
 use crate::common::*;
 
-const TOKEN: &str = "Bearer let-me-in";
+pub(crate) const TOKEN: &str = "Bearer let-me-in";
 
 fn decode(s: &str) -> String {
     let s = s.replace('+', " ");
@@ -53,7 +53,7 @@ fn answer(status: StatusCode, body: String) -> Response<Full<Bytes>> {
 
 /// The endpoint: POST /pusher/auth and /pusher/user-auth, form bodies,
 /// bearer token required, user "http-user".
-async fn handle(
+pub(crate) async fn handle(
     publisher: Publisher,
     req: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
@@ -191,7 +191,8 @@ async fn the_endpoint_refusal_fails_the_subscription_with_its_status() {
         within("signin", sub.signin()).await,
         Err(SocketError::Signin(_))
     ));
-    assert!(HttpAuthorizer::new("https://example.invalid/auth").is_err());
+    assert!(HttpAuthorizer::new("https://example.invalid/auth").is_ok());
+    assert!(HttpAuthorizer::new("ftp://example.invalid/auth").is_err());
     assert!(HttpAuthorizer::new("/relative").is_err());
     endpoint.abort();
     server.shutdown().await;

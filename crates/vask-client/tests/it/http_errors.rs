@@ -119,14 +119,24 @@ async fn nothing_listening_is_a_transport_error() {
 }
 
 #[tokio::test]
-async fn tls_is_refused_up_front() {
+async fn bad_tls_settings_are_refused_up_front() {
+    let bogus = vec![vask_client::CertificateDer::from(vec![1, 2, 3])];
     let mut p = PublisherConfig::new("1", "k", "s");
     p.tls = true;
-    assert!(matches!(Publisher::new(p), Err(ApiError::TlsUnsupported)));
+    p.extra_ca_certs = bogus.clone();
+    assert!(matches!(Publisher::new(p), Err(ApiError::Tls(_))));
     let mut s = SubscriberConfig::new("127.0.0.1", 1, "k");
     s.tls = true;
+    s.extra_ca_certs = bogus;
     assert!(matches!(
-        Subscriber::connect(s).await,
-        Err(SocketError::TlsUnsupported)
+        within("connect", Subscriber::connect(s)).await,
+        Err(SocketError::Tls(_))
+    ));
+    // Not a valid TLS server name.
+    let mut s = SubscriberConfig::new("bad host!", 1, "k");
+    s.tls = true;
+    assert!(matches!(
+        within("connect", Subscriber::connect(s)).await,
+        Err(SocketError::Tls(_))
     ));
 }

@@ -15,4 +15,5 @@ mod queries;
 mod reconnect;
 mod reconnect_policy;
 mod subscription_count;
+mod tls;
 mod users;
