@@ -47,7 +47,6 @@ pub(crate) struct Channel {
     /// Present for presence channels only.
     pub(crate) members: Option<Map<Arc<str>, MemberEntry>>,
     pub(crate) cache: Option<Cached>,
-    pub(crate) last_cache_miss_ms: Option<u64>,
     pub(crate) count_sent_ms: Option<u64>,
     pub(crate) count_pending: bool,
 }
@@ -60,7 +59,6 @@ impl Channel {
             subscribers: Map::default(),
             members,
             cache: None,
-            last_cache_miss_ms: None,
             count_sent_ms: None,
             count_pending: false,
         }

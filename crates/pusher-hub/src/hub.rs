@@ -24,6 +24,10 @@ struct Shard {
     channels: Map<Arc<str>, Channel>,
     /// Channels with a throttled subscription count waiting to be sent.
     pending_counts: Vec<Arc<str>>,
+    /// When each channel last notified a cache miss. Kept apart from the
+    /// channel, which is dropped when idle, so that subscribing and leaving
+    /// in a loop cannot turn the 30 s throttle off.
+    cache_misses: Map<Arc<str>, u64>,
 }
 
 /// One app's hub: the only state shared between connections.
@@ -96,6 +100,7 @@ impl Hub {
                 RwLock::new(Shard {
                     channels: Map::default(),
                     pending_counts: Vec::new(),
+                    cache_misses: Map::default(),
                 })
             })
             .collect();
@@ -275,11 +280,10 @@ impl Hub {
                         }
                         .encode(),
                     );
-                    let due = ch
-                        .last_cache_miss_ms
-                        .is_none_or(|t| now >= t + self.config.cache_miss_interval_ms);
+                    let last = shard.cache_misses.get(name.as_str()).copied();
+                    let due = last.is_none_or(|t| now >= t + self.config.cache_miss_interval_ms);
                     if due {
-                        ch.last_cache_miss_ms = Some(now);
+                        shard.cache_misses.insert(Arc::clone(name.as_arc()), now);
                         self.notify(Notification::CacheMiss {
                             channel: name.to_string(),
                         });
@@ -633,7 +637,10 @@ impl Hub {
 
     /// True when the hub holds nothing: no connection, channel or user.
     pub fn is_empty(&self) -> bool {
-        self.connection_count() == 0 && self.channel_count() == 0 && self.users.lock().is_empty()
+        self.connection_count() == 0
+            && self.channel_count() == 0
+            && self.users.lock().is_empty()
+            && self.shards.iter().all(|s| s.read().cache_misses.is_empty())
     }
 
     // ----- timers -----
@@ -663,6 +670,8 @@ impl Hub {
                 }
             }
             shard.pending_counts = still;
+            let interval = self.config.cache_miss_interval_ms;
+            shard.cache_misses.retain(|_, t| now < *t + interval);
             shard.channels.retain(|_, ch| {
                 if ch.cache.as_ref().is_some_and(|c| c.expires_ms <= now) {
                     ch.cache = None;

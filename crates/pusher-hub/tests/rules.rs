@@ -725,3 +725,80 @@ fn after_everyone_leaves_the_hub_holds_nothing() {
     drop(clients);
     assert!(hub.is_empty());
 }
+
+#[test]
+fn cache_miss_notifications_stay_throttled_when_the_channel_empties() {
+    let (hub, notes) = hub_with_notes();
+    let mut a = Client::connect(&hub);
+    for i in 0..5 {
+        a.send(
+            r#"{"event":"pusher:subscribe","data":{"channel":"cache-x"}}"#,
+            i * 100,
+        );
+        a.send(
+            r#"{"event":"pusher:unsubscribe","data":{"channel":"cache-x"}}"#,
+            i * 100,
+        );
+    }
+    let misses = notes
+        .take()
+        .iter()
+        .filter(|n| matches!(n, Notification::CacheMiss { .. }))
+        .count();
+    assert_eq!(misses, 1, "at most once per channel per 30 s");
+    a.send(
+        r#"{"event":"pusher:subscribe","data":{"channel":"cache-x"}}"#,
+        30_000,
+    );
+    assert_eq!(
+        notes
+            .take()
+            .iter()
+            .filter(|n| matches!(n, Notification::CacheMiss { .. }))
+            .count(),
+        1
+    );
+    a.session.close(30_000);
+    let _ = hub.tick(60_001);
+    assert!(hub.is_empty());
+}
+
+#[test]
+fn any_signed_in_user_id_has_a_reachable_user_channel() {
+    let hub = hub();
+    let mut a = Client::connect(&hub);
+    assert_eq!(
+        a.signin(r#"{"id":"auth0|123 x+y@z.com"}"#),
+        Action::Continue
+    );
+    a.take();
+    a.subscribe("#server-to-user-auth0|123 x+y@z.com");
+    assert!(a.take()[0].contains("subscription_succeeded"));
+    publish(
+        &hub,
+        &["#server-to-user-auth0|123 x+y@z.com"],
+        "hi",
+        "{}",
+        0,
+    );
+    assert_eq!(a.take().len(), 1);
+}
+
+#[test]
+fn lone_surrogate_escapes_are_refused_without_a_panic() {
+    let hub = hub();
+    let mut a = Client::connect(&hub);
+    a.subscribe_private("private-s");
+    a.take();
+    for frame in [
+        r#"{"event":"pusher:subscribe","data":{"channel":"presence-a","auth":"x","channel_data":"\ud800"}}"#,
+        r#"{"event":"pusher:signin","data":{"auth":"x","user_data":"\ud800"}}"#,
+        r#"{"event":"client-x","channel":"private-s","data":"\ud800"}"#,
+        r#"{"event":"pusher:subscribe","data":{"channel":"presence-a","auth":"x","channel_data":"{\"user_id\":\"1\",\"user_info\":\"\\ud800\"}"}}"#,
+    ] {
+        assert_eq!(a.send(frame, 0), Action::Continue, "{frame}");
+        let f = a.take();
+        assert!(f[0].starts_with(r#"{"event":"pusher:"#), "{f:?}");
+    }
+    assert!(a.take().is_empty());
+}

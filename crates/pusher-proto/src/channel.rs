@@ -155,15 +155,27 @@ impl ChannelName {
             }
         }
         let (kind, cache) = classify(name);
-        let checked = if kind == ChannelKind::ServerToUser {
+        if kind == ChannelKind::ServerToUser {
+            // The suffix is a sign-in user id, which may be any non-empty
+            // string ("auth0|123", "a+b@x.com"): only control characters are
+            // refused, so every signed-in user has a reachable channel.
             let id = &name[SERVER_TO_USER_PREFIX.len()..];
             if id.is_empty() {
                 return Err(ChannelNameError::Reserved);
             }
-            (id, SERVER_TO_USER_PREFIX.len())
-        } else {
-            (name, 0)
-        };
+            if let Some((index, ch)) = id.chars().enumerate().find(|&(_, c)| c.is_control()) {
+                return Err(ChannelNameError::InvalidCharacter {
+                    ch,
+                    index: index + SERVER_TO_USER_PREFIX.len(),
+                });
+            }
+            return Ok(Self {
+                name: Arc::from(name),
+                kind,
+                cache,
+            });
+        }
+        let checked = (name, 0);
         if let Some((index, ch)) = checked
             .0
             .chars()
@@ -351,9 +363,14 @@ mod tests {
             ChannelName::new("#server-to-user-"),
             Err(ChannelNameError::Reserved)
         );
+        // A user id may be any string without control characters.
+        assert!(ChannelName::new("#server-to-user-auth0|a#b c").is_ok());
         assert_eq!(
-            ChannelName::new("#server-to-user-a#b"),
-            Err(ChannelNameError::InvalidCharacter { ch: '#', index: 17 })
+            ChannelName::new("#server-to-user-a\nb"),
+            Err(ChannelNameError::InvalidCharacter {
+                ch: '\n',
+                index: 17
+            })
         );
         assert_eq!(
             ChannelName::new("a#"),

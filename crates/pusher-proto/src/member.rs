@@ -98,6 +98,16 @@ fn id_field(
         })
 }
 
+/// An optional `user_info`, kept as sent.
+fn user_info(what: &'static str, raw: Option<&RawValue>) -> Result<Option<RawJson>, UserDataError> {
+    raw.map(RawJson::try_from)
+        .transpose()
+        .map_err(|e| UserDataError::NotJson {
+            what,
+            detail: e.to_string(),
+        })
+}
+
 impl ChannelData {
     /// Parses `channel_data`. `user_id` may be a non-empty string or a number
     /// (kept as its JSON text, so `10` becomes `"10"`).
@@ -107,7 +117,7 @@ impl ChannelData {
         let user_id = id_field(WHAT, "user_id", raw.user_id, true)?;
         Ok(Self(Member {
             user_id,
-            user_info: raw.user_info.map(RawJson::from),
+            user_info: user_info(WHAT, raw.user_info)?,
         }))
     }
 }
@@ -148,7 +158,7 @@ impl UserData {
         };
         Ok(Self {
             id,
-            user_info: raw.user_info.map(RawJson::from),
+            user_info: user_info(WHAT, raw.user_info)?,
             watchlist,
         })
     }

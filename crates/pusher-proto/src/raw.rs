@@ -14,7 +14,7 @@ pub struct RawJson(Box<RawValue>);
 impl RawJson {
     /// Validates `text` as one JSON value and keeps it as is.
     pub fn from_json(text: impl Into<String>) -> Result<Self, serde_json::Error> {
-        RawValue::from_string(text.into()).map(Self)
+        Self::try_from(RawValue::from_string(text.into())?)
     }
 
     /// A JSON string whose value is `text` (escaped as needed).
@@ -39,8 +39,11 @@ impl RawJson {
     /// carries.
     pub fn text(&self) -> Cow<'_, str> {
         if self.is_string() {
-            // A RawValue that starts with a quote is a valid JSON string.
-            Cow::Owned(serde_json::from_str(self.json()).expect("raw JSON string decodes"))
+            // Every constructor checked that a string value decodes (a lone
+            // surrogate escape such as "\ud800" passes RawValue but not
+            // String); the fallback is never taken.
+            serde_json::from_str::<String>(self.json())
+                .map_or(Cow::Borrowed(self.json()), Cow::Owned)
         } else {
             Cow::Borrowed(self.json())
         }
@@ -52,15 +55,28 @@ impl RawJson {
     }
 }
 
-impl From<Box<RawValue>> for RawJson {
-    fn from(raw: Box<RawValue>) -> Self {
-        Self(raw)
+/// A string value must decode: RawValue accepts `"\ud800"`, String does not.
+fn check(raw: &RawValue) -> Result<(), serde_json::Error> {
+    if raw.get().starts_with('"') {
+        serde_json::from_str::<String>(raw.get()).map(drop)
+    } else {
+        Ok(())
     }
 }
 
-impl From<&RawValue> for RawJson {
-    fn from(raw: &RawValue) -> Self {
-        Self(raw.to_owned())
+impl TryFrom<Box<RawValue>> for RawJson {
+    type Error = serde_json::Error;
+    fn try_from(raw: Box<RawValue>) -> Result<Self, Self::Error> {
+        check(&raw)?;
+        Ok(Self(raw))
+    }
+}
+
+impl TryFrom<&RawValue> for RawJson {
+    type Error = serde_json::Error;
+    fn try_from(raw: &RawValue) -> Result<Self, Self::Error> {
+        check(raw)?;
+        Ok(Self(raw.to_owned()))
     }
 }
 
@@ -92,7 +108,8 @@ impl Serialize for RawJson {
 
 impl<'de> Deserialize<'de> for RawJson {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        Box::<RawValue>::deserialize(d).map(Self)
+        let raw = Box::<RawValue>::deserialize(d)?;
+        Self::try_from(raw).map_err(serde::de::Error::custom)
     }
 }
 

@@ -108,7 +108,8 @@ impl ClientFrame {
             event if event.starts_with(CLIENT_EVENT_PREFIX) => Self::ClientEvent {
                 event: event.to_owned(),
                 channel: env.channel()?,
-                data: RawJson::from(env.data.ok_or_else(|| env.missing("data"))?),
+                data: RawJson::try_from(env.data.ok_or_else(|| env.missing("data"))?)
+                    .map_err(|e| env.invalid("data", e))?,
             },
             other => return Err(DecodeError::UnsupportedEvent(other.to_owned())),
         })

@@ -472,7 +472,10 @@ impl ServerFrame {
                 channel: env.channel()?,
                 data: env
                     .data
-                    .map(|d| RawJson::from(d).text().into_owned())
+                    .map(RawJson::try_from)
+                    .transpose()
+                    .map_err(|e| env.invalid("data", e))?
+                    .map(|d| d.text().into_owned())
                     .unwrap_or_default(),
                 user_id: match env.user_id {
                     None => None,
