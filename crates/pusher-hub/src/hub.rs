@@ -261,6 +261,12 @@ impl Hub {
         }
 
         d.push(&*conn.outbox, &ch.succeeded_frame());
+        // Occupied before member_added, as a webhook receiver expects.
+        if first_subscriber {
+            self.notify(Notification::ChannelOccupied {
+                channel: name.to_string(),
+            });
+        }
         if let Some(member) = added {
             let uid = member.user_id.clone();
             d.add(ch.fanout(&ch.member_added_frame(member), Some(conn.socket_id)));
@@ -290,11 +296,6 @@ impl Hub {
                     }
                 }
             }
-        }
-        if first_subscriber {
-            self.notify(Notification::ChannelOccupied {
-                channel: name.to_string(),
-            });
         }
         d.add(self.count_changed(ch, &mut shard.pending_counts, now));
         Ok(d)

@@ -351,7 +351,7 @@ impl Session {
         if over {
             self.error(
                 Some(ErrorCode::WatchlistLimit),
-                ErrorCode::WatchlistLimit.message(),
+                format!("Watchlist limit exceeded. Only the first {max} user IDs are accepted."),
             );
         }
         let user: Arc<str> = Arc::from(data.id.as_str());

@@ -67,7 +67,7 @@ pub fn hub_config(app: &AppConfig, server: &ServerConfig) -> HubConfig {
         max_user_info_bytes: l.max_user_info_bytes,
         max_user_id_len: l.max_user_id_len,
         client_events_per_sec: l.client_events_per_sec,
-        ..Limits::default()
+        max_watchlist: l.max_watchlist,
     };
     c
 }

@@ -218,6 +218,8 @@ pub struct AppLimits {
     pub max_event_name_len: usize,
     /// Seconds a cache channel keeps its last event.
     pub cache_ttl_secs: u64,
+    /// Most user ids in a sign-in watchlist (4302 above; the first are used).
+    pub max_watchlist: usize,
 }
 
 impl Default for AppLimits {
@@ -234,6 +236,7 @@ impl Default for AppLimits {
             max_channel_name_len: 200,
             max_event_name_len: 200,
             cache_ttl_secs: 30 * 60,
+            max_watchlist: 100,
         }
     }
 }
@@ -514,6 +517,7 @@ impl Config {
                 ("max_channel_name_len", l.max_channel_name_len),
                 ("max_event_name_len", l.max_event_name_len),
                 ("cache_ttl_secs", l.cache_ttl_secs as usize),
+                ("max_watchlist", l.max_watchlist),
             ] {
                 if value == 0 {
                     return Err(invalid(

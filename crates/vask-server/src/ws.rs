@@ -292,7 +292,12 @@ async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketSt
                             break End::Peer;
                         }
                     }
-                    Some(Ok(Message::Close(_))) | None => break End::Peer,
+                    Some(Ok(Message::Close(_))) => {
+                        // tungstenite queued the close reply: send it.
+                        let _ = tokio::time::timeout(Duration::from_secs(1), ws.flush()).await;
+                        break End::Peer;
+                    }
+                    None => break End::Peer,
                     Some(Ok(Message::Frame(_))) => {}
                     Some(Err(WsError::Capacity(e))) => {
                         app.metrics.error("message_too_large");

@@ -180,7 +180,7 @@ async fn a_quick_return_cancels_the_vacated_and_the_occupied() {
     )
     .await;
     let r = next(&mut rx).await;
-    assert_eq!(names(&r), ["member_added", "channel_occupied"]);
+    assert_eq!(names(&r), ["channel_occupied", "member_added"]);
     // A page reload: leave and come back within the hold.
     drop(a);
     tokio::time::sleep(Duration::from_millis(100)).await;
