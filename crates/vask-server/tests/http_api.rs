@@ -124,11 +124,10 @@ async fn per_user_channels_are_not_listed() {
     let s = start_default().await;
     let api = Api::default_app(s.addr);
     let mut a = connect(s.addr, "test-key").await;
-    let ud = r#"{"id":"ann"}"#;
-    let auth = pusher_auth::sign_user("test-key", "test-secret", &a.socket_id, ud);
-    a.send(&json!({"event":"pusher:signin","data":{"auth":auth,"user_data":ud}}).to_string())
-        .await;
-    a.recv().await;
+    assert_eq!(
+        a.signin(r#"{"id":"ann"}"#).await["event"],
+        "pusher:signin_success"
+    );
     a.subscribe("#server-to-user-ann").await;
     a.subscribe("visible").await;
     assert_eq!(
@@ -268,11 +267,10 @@ async fn terminate_closes_the_user_s_connections_with_4009() {
     let s = start_default().await;
     let api = Api::default_app(s.addr);
     let mut a = connect(s.addr, "test-key").await;
-    let ud = r#"{"id":"42"}"#;
-    let auth = pusher_auth::sign_user("test-key", "test-secret", &a.socket_id, ud);
-    a.send(&json!({"event":"pusher:signin","data":{"auth":auth,"user_data":ud}}).to_string())
-        .await;
-    assert_eq!(a.recv().await["event"], "pusher:signin_success");
+    assert_eq!(
+        a.signin(r#"{"id":"42"}"#).await["event"],
+        "pusher:signin_success"
+    );
     let r = api
         .call("POST", "users/42/terminate_connections", &[], b"{}")
         .await;
@@ -289,11 +287,10 @@ async fn terminate_without_the_app_in_the_path_as_pusher_http_python_sends_it() 
     let s = start_default().await;
     let api = Api::default_app(s.addr);
     let mut a = connect(s.addr, "test-key").await;
-    let ud = r#"{"id":"42"}"#;
-    let auth = pusher_auth::sign_user("test-key", "test-secret", &a.socket_id, ud);
-    a.send(&json!({"event":"pusher:signin","data":{"auth":auth,"user_data":ud}}).to_string())
-        .await;
-    a.recv().await;
+    assert_eq!(
+        a.signin(r#"{"id":"42"}"#).await["event"],
+        "pusher:signin_success"
+    );
     let path = "/users/42/terminate_connections";
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -320,11 +317,10 @@ async fn send_to_user_reaches_the_signed_in_user_channel() {
     let s = start_default().await;
     let api = Api::default_app(s.addr);
     let mut a = connect(s.addr, "test-key").await;
-    let ud = r#"{"id":"5"}"#;
-    let auth = pusher_auth::sign_user("test-key", "test-secret", &a.socket_id, ud);
-    a.send(&json!({"event":"pusher:signin","data":{"auth":auth,"user_data":ud}}).to_string())
-        .await;
-    a.recv().await;
+    assert_eq!(
+        a.signin(r#"{"id":"5"}"#).await["event"],
+        "pusher:signin_success"
+    );
     assert_eq!(
         a.subscribe("#server-to-user-5").await["event"],
         "pusher_internal:subscription_succeeded"

@@ -279,12 +279,10 @@ async fn apps_requiring_signin_close_unauthenticated_connections_with_4009() {
     let s = start(config(vec![a])).await;
     let mut lazy = connect(s.addr, "test-key").await;
     let mut signed = connect(s.addr, "test-key").await;
-    let ud = r#"{"id":"1"}"#;
-    let auth = pusher_auth::sign_user("test-key", "test-secret", &signed.socket_id, ud);
-    signed
-        .send(&json!({"event":"pusher:signin","data":{"auth":auth,"user_data":ud}}).to_string())
-        .await;
-    assert_eq!(signed.recv().await["event"], "pusher:signin_success");
+    assert_eq!(
+        signed.signin(r#"{"id":"1"}"#).await["event"],
+        "pusher:signin_success"
+    );
     assert_eq!(
         lazy.recv().await,
         json!({"event":"pusher:error","data":{"code":4009,"message":"Connection not authorized within timeout."}})

@@ -160,6 +160,15 @@ impl Ws {
         .await;
         self.recv().await
     }
+    /// Signs in as `user_data` (test app credentials) and returns the
+    /// server's answer.
+    pub async fn signin(&mut self, user_data: &str) -> Value {
+        let auth = pusher_auth::sign_user("test-key", "test-secret", &self.socket_id, user_data);
+        self.send(&serde_json::json!({"event":"pusher:signin","data":{"auth":auth,"user_data":user_data}}).to_string())
+            .await;
+        self.recv().await
+    }
+
     pub async fn closed_with(&mut self) -> Option<u16> {
         closed_with(&mut self.ws).await
     }
