@@ -52,6 +52,21 @@ pub(crate) fn parse_query(query: &str) -> Option<Vec<(String, String)>> {
         .collect()
 }
 
+/// Percent-encodes one URL path segment (a channel name, a user id) the way
+/// signed requests carry it: everything but RFC 3986 unreserved characters
+/// is escaped, so `#server-to-user-a b` becomes `%23server-to-user-a%20b`.
+pub fn encode_path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    encode_component(text, &mut out);
+    out
+}
+
+/// Decodes one percent-encoded URL path segment (`+` stays itself); `None`
+/// on a bad escape or a result that is not UTF-8.
+pub fn decode_path_segment(text: &str) -> Option<String> {
+    String::from_utf8(percent_decode(text, false)?).ok()
+}
+
 /// Appends `text` percent-encoded: everything but RFC 3986 unreserved characters is escaped,
 /// so the result survives any query parser unchanged.
 pub(crate) fn encode_component(text: &str, out: &mut String) {
@@ -70,6 +85,21 @@ pub(crate) fn encode_component(text: &str, out: &mut String) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn path_segments_round_trip() {
+        let name = "#server-to-user-auth0|a b+c";
+        assert_eq!(
+            encode_path_segment(name),
+            "%23server-to-user-auth0%7Ca%20b%2Bc"
+        );
+        assert_eq!(
+            decode_path_segment(&encode_path_segment(name)).as_deref(),
+            Some(name)
+        );
+        assert_eq!(decode_path_segment("a+b").as_deref(), Some("a+b"));
+        assert_eq!(decode_path_segment("%zz"), None);
+    }
 
     #[test]
     fn decodes_form_and_path() {

@@ -186,9 +186,11 @@ impl Hub {
         self.sink.notify(n);
     }
 
-    fn tell_cluster(&self, message: ClusterMessage) {
+    /// Builds and sends a message for the other nodes; without a cluster
+    /// nothing is built (the publish path allocates nothing for it).
+    fn tell_cluster(&self, message: impl FnOnce() -> ClusterMessage) {
         if let Some((node, sink)) = &self.cluster {
-            sink.broadcast(*node, message);
+            sink.broadcast(*node, message());
         }
     }
 
@@ -250,7 +252,7 @@ impl Hub {
             let new_user = entry.is_gone();
             entry.local += 1;
             if entry.local == 1 {
-                self.tell_cluster(ClusterMessage::MemberJoined {
+                self.tell_cluster(|| ClusterMessage::MemberJoined {
                     channel: name.as_str().to_owned(),
                     member: member.clone(),
                 });
@@ -332,7 +334,7 @@ impl Hub {
         {
             entry.local = entry.local.saturating_sub(1);
             if entry.local == 0 {
-                self.tell_cluster(ClusterMessage::MemberLeft {
+                self.tell_cluster(|| ClusterMessage::MemberLeft {
                     channel: name.to_string(),
                     user_id: uid.to_string(),
                 });
@@ -425,7 +427,7 @@ impl Hub {
             socket_id: sender,
             user_id: user_id.map(str::to_owned),
         });
-        self.tell_cluster(ClusterMessage::Publish {
+        self.tell_cluster(|| ClusterMessage::Publish {
             channel: name.to_string(),
             event: event.to_owned(),
             data: data.to_owned(),
@@ -455,7 +457,7 @@ impl Hub {
             if p.info.user_count || p.info.subscription_count {
                 out.channels.insert(name.to_string(), counts);
             }
-            self.tell_cluster(ClusterMessage::Publish {
+            self.tell_cluster(|| ClusterMessage::Publish {
                 channel: name.to_string(),
                 event: p.event.to_owned(),
                 data: p.data.to_owned(),
@@ -535,7 +537,7 @@ impl Hub {
     /// Returns how many local connections were told.
     pub fn terminate_user(&self, user_id: &str) -> usize {
         let n = self.terminate_local(user_id);
-        self.tell_cluster(ClusterMessage::TerminateUser {
+        self.tell_cluster(|| ClusterMessage::TerminateUser {
             user_id: user_id.to_owned(),
         });
         n

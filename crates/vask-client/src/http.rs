@@ -116,18 +116,8 @@ fn is_unreserved(b: u8) -> bool {
     b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~')
 }
 
-/// Percent-encodes one path segment (everything but unreserved characters).
-pub(crate) fn encode_path_segment(s: &str) -> String {
-    let mut out = String::with_capacity(s.len());
-    for &b in s.as_bytes() {
-        if is_unreserved(b) {
-            out.push(b as char);
-        } else {
-            out.push_str(&format!("%{b:02X}"));
-        }
-    }
-    out
-}
+/// Percent-encodes one path segment: the codec the signature checks use.
+pub(crate) use pusher_auth::encode_path_segment;
 
 /// Encodes `application/x-www-form-urlencoded` pairs.
 pub(crate) fn form_encode(pairs: &[(&str, &str)]) -> String {

@@ -7,7 +7,9 @@ use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::{Method, Request, Response, StatusCode};
-use pusher_auth::{HttpAuthError, HttpVerifier, RequestParts, VerifiedRequest, query_param};
+use pusher_auth::{
+    HttpAuthError, HttpVerifier, RequestParts, VerifiedRequest, decode_path_segment, query_param,
+};
 use pusher_hub::Publish;
 use pusher_proto::http::{
     BatchRequest, BatchResponse, ChannelCounts, ChannelsResponse, ErrorBody, InfoRequest,
@@ -55,24 +57,6 @@ fn bad(message: impl Into<String>) -> ApiError {
     err(StatusCode::BAD_REQUEST, message)
 }
 
-/// Percent-decodes one path segment.
-fn decode_segment(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
-}
-
 enum Route {
     Events,
     Batch,
@@ -89,15 +73,21 @@ fn route(method: &Method, rest: &[&str]) -> Result<Route, ApiError> {
         ["channels"] => (Method::GET, Route::Channels),
         ["channels", c] => (
             Method::GET,
-            Route::Channel(decode_segment(c).ok_or_else(|| bad("invalid channel name encoding"))?),
+            Route::Channel(
+                decode_path_segment(c).ok_or_else(|| bad("invalid channel name encoding"))?,
+            ),
         ),
         ["channels", c, "users"] => (
             Method::GET,
-            Route::Users(decode_segment(c).ok_or_else(|| bad("invalid channel name encoding"))?),
+            Route::Users(
+                decode_path_segment(c).ok_or_else(|| bad("invalid channel name encoding"))?,
+            ),
         ),
         ["users", u, "terminate_connections"] => (
             Method::POST,
-            Route::Terminate(decode_segment(u).ok_or_else(|| bad("invalid user id encoding"))?),
+            Route::Terminate(
+                decode_path_segment(u).ok_or_else(|| bad("invalid user id encoding"))?,
+            ),
         ),
         _ => return Err(err(StatusCode::NOT_FOUND, "Not found")),
     };

@@ -90,25 +90,21 @@ impl NotificationSink for WebhookSink {
     }
 }
 
-fn channel_of(e: &WebhookEvent) -> &str {
-    e.channel()
-}
-
 fn wants(target: &WebhookConfig, e: &WebhookEvent) -> bool {
     (target.event_types.is_empty() || target.event_types.iter().any(|t| t == e.name()))
         && target
             .filter
             .channel_name_starts_with
             .as_deref()
-            .is_none_or(|p| channel_of(e).starts_with(p))
+            .is_none_or(|p| e.channel().starts_with(p))
         && target
             .filter
             .channel_name_ends_with
             .as_deref()
-            .is_none_or(|p| channel_of(e).ends_with(p))
+            .is_none_or(|p| e.channel().ends_with(p))
 }
 
-#[derive(Hash, PartialEq, Eq)]
+#[derive(Clone, Hash, PartialEq, Eq)]
 enum HoldKey {
     Channel(String),
     Member(String, String),
@@ -223,7 +219,7 @@ pub(crate) async fn run(
         let due: Vec<HoldKey> = held
             .iter()
             .filter(|(_, (t, _))| *t <= now)
-            .map(|(k, _)| k.clone_key())
+            .map(|(k, _)| k.clone())
             .collect();
         for k in due {
             if let Some((_, ev)) = held.remove(&k) {
@@ -242,15 +238,6 @@ pub(crate) async fn run(
     // server stops waiting for this task when the grace period ends.
     while deliveries.join_next().await.is_some() {}
     drop(alive);
-}
-
-impl HoldKey {
-    fn clone_key(&self) -> Self {
-        match self {
-            Self::Channel(c) => Self::Channel(c.clone()),
-            Self::Member(c, u) => Self::Member(c.clone(), u.clone()),
-        }
-    }
 }
 
 /// Applies the hold rules; returns the event to batch now, if any.
