@@ -6,8 +6,8 @@
 // events the way Laravel's pusher driver does (App\Events\... names, toOthers()
 // via X-Socket-ID).
 //
-//   PUSHER_APP_ID=1 PUSHER_KEY=vask-key PUSHER_SECRET=vask-secret \
-//   PUSHER_HOST=127.0.0.1 PUSHER_PORT=6001 PUSHER_SSL=0 PORT=3001 node server.js
+//   PUSHER_APP_ID=1 PUSHER_APP_KEY=vask-key PUSHER_APP_SECRET=vask-secret \
+//   PUSHER_HOST=127.0.0.1 PUSHER_PORT=6001 PUSHER_SCHEME=http PORT=3001 node server.js
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const http = require('node:http');
@@ -17,11 +17,11 @@ const Pusher = require('pusher');
 const env = process.env;
 const config = {
   appId: env.PUSHER_APP_ID || '1',
-  key: env.PUSHER_KEY || 'vask-key',
-  secret: env.PUSHER_SECRET || 'vask-secret',
+  key: env.PUSHER_APP_KEY || 'vask-key',
+  secret: env.PUSHER_APP_SECRET || 'vask-secret',
   host: env.PUSHER_HOST || '127.0.0.1',
   port: env.PUSHER_PORT || '6001',
-  useTLS: ['1', 'true', 'yes'].includes(String(env.PUSHER_SSL || '0').toLowerCase()),
+  useTLS: (env.PUSHER_SCHEME || 'http') === 'https',
 };
 const pusher = new Pusher(config);
 

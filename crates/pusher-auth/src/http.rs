@@ -108,23 +108,14 @@ impl VerifiedRequest {
     /// The value of parameter `name` (lower-case), if present.
     #[must_use]
     pub fn param(&self, name: &str) -> Option<&str> {
-        self.params
-            .iter()
-            .find(|(k, _)| k == name)
-            .map(|(_, v)| v.as_str())
+        find_param(&self.params, name)
     }
 }
 
 impl HttpVerifier {
     /// Checks the signature of an HTTP API request made with the app's `key` and `secret`,
-    /// at server time `now_unix_secs`.
-    ///
-    /// Checks, in order: the query decodes and repeats no parameter; `auth_key`,
-    /// `auth_signature`, `auth_timestamp`, `auth_version` are present; `auth_key` is `key`;
-    /// `auth_version` is `1.0`; `auth_timestamp` is within `max_skew_secs` of `now_unix_secs`;
-    /// `body_md5` is present when the body is not empty and matches it whenever present; the
-    /// signature matches (constant-time) for the path as received or, failing that, the
-    /// percent-decoded path.
+    /// at server time `now_unix_secs`: [`HttpVerifier::verify_head`], then
+    /// [`SignedHead::check_body`].
     ///
     /// # Errors
     /// The first check that fails, as an [`HttpAuthError`].
@@ -135,7 +126,33 @@ impl HttpVerifier {
         secret: &str,
         now_unix_secs: u64,
     ) -> Result<VerifiedRequest, HttpAuthError> {
-        let query = req.query.strip_prefix('?').unwrap_or(req.query);
+        self.verify_head(req.method, req.path, req.query, key, secret, now_unix_secs)?
+            .check_body(req.body)
+    }
+
+    /// Checks everything of a request that does not need its body, so that a server can refuse
+    /// an unsigned request before it reads (and holds) the body. The signature covers
+    /// `body_md5`, so the body is then checked against the signed MD5 by
+    /// [`SignedHead::check_body`].
+    ///
+    /// Checks, in order: the query decodes and repeats no parameter; `auth_key`,
+    /// `auth_signature`, `auth_timestamp`, `auth_version` are present; `auth_key` is `key`;
+    /// `auth_version` is `1.0`; `auth_timestamp` is within `max_skew_secs` of `now_unix_secs`;
+    /// `body_md5`, when present, is 32 hex digits; the signature matches (constant-time) for
+    /// the path as received or, failing that, the percent-decoded path.
+    ///
+    /// # Errors
+    /// The first check that fails, as an [`HttpAuthError`].
+    pub fn verify_head(
+        &self,
+        method: &str,
+        path: &str,
+        query: &str,
+        key: &str,
+        secret: &str,
+        now_unix_secs: u64,
+    ) -> Result<SignedHead, HttpAuthError> {
+        let query = query.strip_prefix('?').unwrap_or(query);
         let mut pairs = parse_query(query).ok_or(HttpAuthError::MalformedQuery)?;
         for (k, _) in &mut pairs {
             k.make_ascii_lowercase();
@@ -177,16 +194,14 @@ impl HttpVerifier {
                 max_skew_secs: self.max_skew_secs,
             });
         }
-        match find(BODY_MD5) {
-            Some(given) if !given.eq_ignore_ascii_case(&body_md5_hex(req.body)) => {
-                return Err(HttpAuthError::BodyMd5Mismatch);
-            }
-            None if !req.body.is_empty() => return Err(HttpAuthError::MissingParam(BODY_MD5)),
-            _ => {}
-        }
+        let body_md5 = match find(BODY_MD5) {
+            // Not hex: no body can match it.
+            Some(given) => Some(hex_decode_array(given).ok_or(HttpAuthError::BodyMd5Mismatch)?),
+            None => None,
+        };
 
         let tag: [u8; TAG_LEN] = hex_decode_array(signature).ok_or(HttpAuthError::BadSignature)?;
-        let method = req.method.to_ascii_uppercase();
+        let method = method.to_ascii_uppercase();
         let canonical =
             canonical_query(sorted.iter().copied().filter(|(k, _)| *k != AUTH_SIGNATURE));
         let signed_with_path = |path: &[u8]| {
@@ -196,10 +211,10 @@ impl HttpVerifier {
                 &tag,
             )
         };
-        let mut ok = signed_with_path(req.path.as_bytes());
+        let mut ok = signed_with_path(path.as_bytes());
         if !ok
-            && let Some(decoded) = percent_decode(req.path, false)
-            && decoded != req.path.as_bytes()
+            && let Some(decoded) = percent_decode(path, false)
+            && decoded != path.as_bytes()
         {
             ok = signed_with_path(&decoded);
         }
@@ -208,8 +223,61 @@ impl HttpVerifier {
         }
 
         pairs.retain(|(k, _)| !is_reserved(k));
-        Ok(VerifiedRequest { params: pairs })
+        Ok(SignedHead {
+            params: pairs,
+            body_md5,
+        })
     }
+}
+
+/// A request whose query and signature checked out, waiting for its body: the signed
+/// `body_md5` decides which body is accepted.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "the body is not checked until `check_body`"]
+pub struct SignedHead {
+    params: Vec<(String, String)>,
+    body_md5: Option<[u8; 16]>,
+}
+
+impl SignedHead {
+    /// Whether the signature covers a body (`body_md5` was signed). Without it only an
+    /// empty body is accepted, so a server need not read more than one byte.
+    #[must_use]
+    pub fn expects_body(&self) -> bool {
+        self.body_md5.is_some()
+    }
+
+    /// The decoded query parameters other than the reserved ones (see [`VerifiedRequest`]).
+    #[must_use]
+    pub fn param(&self, name: &str) -> Option<&str> {
+        find_param(&self.params, name)
+    }
+
+    /// Checks the body against the signed `body_md5`: it must match whenever present, and the
+    /// body must be empty when it is absent.
+    ///
+    /// # Errors
+    /// [`HttpAuthError::BodyMd5Mismatch`], or [`HttpAuthError::MissingParam`] for a body that
+    /// was not signed.
+    pub fn check_body(self, body: &[u8]) -> Result<VerifiedRequest, HttpAuthError> {
+        match &self.body_md5 {
+            Some(given) if *given != <[u8; 16]>::from(Md5::digest(body)) => {
+                return Err(HttpAuthError::BodyMd5Mismatch);
+            }
+            None if !body.is_empty() => return Err(HttpAuthError::MissingParam(BODY_MD5)),
+            _ => {}
+        }
+        Ok(VerifiedRequest {
+            params: self.params,
+        })
+    }
+}
+
+fn find_param<'a>(params: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    params
+        .iter()
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v.as_str())
 }
 
 /// Unix seconds as SDKs send them: ASCII digits only (no sign, no fraction, no spaces).
@@ -478,7 +546,6 @@ mod tests {
             "auth_signature",
             "auth_timestamp",
             "auth_version",
-            "body_md5",
         ] {
             let name_static = RESERVED.iter().find(|r| **r == name).unwrap();
             assert_eq!(
@@ -486,6 +553,17 @@ mod tests {
                 Err(HttpAuthError::MissingParam(name_static)),
             );
         }
+        // body_md5 was signed: taking it out breaks the signature.
+        assert_eq!(
+            verify("POST", "/apps/3/events", &without("body_md5"), body),
+            Err(HttpAuthError::BadSignature),
+        );
+        // Signed without body_md5, sent with a body.
+        let unsigned_body = sign_request("POST", "/apps/3/events", &[], b"", KEY, SECRET, NOW);
+        assert_eq!(
+            verify("POST", "/apps/3/events", &unsigned_body, body),
+            Err(HttpAuthError::MissingParam("body_md5")),
+        );
         let v = HttpVerifier::default();
         let req = RequestParts {
             method: "POST",
@@ -603,6 +681,53 @@ mod tests {
             ),
             Err(HttpAuthError::BadSignature)
         );
+    }
+
+    #[test]
+    fn head_is_checked_before_the_body() {
+        let body = br#"{"name":"e","channel":"c","data":"{}"}"#;
+        let q = sign_request("POST", "/apps/3/events", &[], body, KEY, SECRET, NOW);
+        let v = HttpVerifier::default();
+        let head = v
+            .verify_head("POST", "/apps/3/events", &q, KEY, SECRET, NOW)
+            .unwrap();
+        assert!(head.expects_body());
+        assert_eq!(
+            head.clone().check_body(b"{}"),
+            Err(HttpAuthError::BodyMd5Mismatch)
+        );
+        assert!(head.check_body(body).is_ok());
+        // A wrong secret is refused without any body.
+        assert_eq!(
+            v.verify_head("POST", "/apps/3/events", &q, KEY, "other", NOW),
+            Err(HttpAuthError::BadSignature)
+        );
+        // A body_md5 that is not hex can match no body.
+        let bad = q.replace(&body_md5_hex(body), "zz");
+        assert_eq!(
+            v.verify_head("POST", "/apps/3/events", &bad, KEY, SECRET, NOW),
+            Err(HttpAuthError::BodyMd5Mismatch)
+        );
+        // Unsigned body: only an empty one passes.
+        let q = sign_request(
+            "GET",
+            "/apps/3/channels",
+            &[("info", "x")],
+            b"",
+            KEY,
+            SECRET,
+            NOW,
+        );
+        let head = v
+            .verify_head("GET", "/apps/3/channels", &q, KEY, SECRET, NOW)
+            .unwrap();
+        assert!(!head.expects_body());
+        assert_eq!(head.param("info"), Some("x"));
+        assert_eq!(
+            head.clone().check_body(b"x"),
+            Err(HttpAuthError::MissingParam("body_md5"))
+        );
+        assert_eq!(head.check_body(b"").unwrap().param("info"), Some("x"));
     }
 
     #[test]

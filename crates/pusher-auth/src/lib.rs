@@ -66,7 +66,9 @@ pub use encryption::{
 #[cfg(feature = "encryption")]
 pub use error::EncryptionError;
 pub use error::{AuthError, HttpAuthError};
-pub use http::{HttpVerifier, RequestParts, VerifiedRequest, query_param, sign_request};
+pub use http::{
+    HttpVerifier, RequestParts, SignedHead, VerifiedRequest, query_param, sign_request,
+};
 pub use mac::hmac_sha256_hex;
 pub use query::{decode_path_segment, encode_path_segment};
 pub use webhook::{sign_webhook, verify_webhook};

@@ -30,6 +30,9 @@ pub struct HubConfig {
     pub subscription_count_threshold: usize,
     /// The throttle interval for large channels, in milliseconds.
     pub subscription_count_interval_ms: u64,
+    /// How far a signed HTTP API request's `auth_timestamp` may be from the
+    /// server's clock, in seconds.
+    pub timestamp_window_secs: u64,
     /// Quotas and size limits.
     pub limits: Limits,
     /// Number of channel shards (rounded up to a power of two). More shards,
@@ -56,6 +59,12 @@ pub struct Limits {
     pub client_events_per_sec: u32,
     /// Most watchlist ids; excess ids are ignored with 4302.
     pub max_watchlist: usize,
+    /// Largest event `data` published through the HTTP API, in bytes (413).
+    pub max_event_bytes: usize,
+    /// Channels one trigger may name.
+    pub max_channels_per_trigger: usize,
+    /// Events one batch may hold.
+    pub max_batch_events: usize,
 }
 
 impl Default for Limits {
@@ -69,6 +78,9 @@ impl Default for Limits {
             max_user_id_len: 128,
             client_events_per_sec: 10,
             max_watchlist: 100,
+            max_event_bytes: 64 * 1024,
+            max_channels_per_trigger: 100,
+            max_batch_events: 10,
         }
     }
 }
@@ -94,6 +106,7 @@ impl HubConfig {
             cache_miss_interval_ms: 30_000,
             subscription_count_threshold: 100,
             subscription_count_interval_ms: 5_000,
+            timestamp_window_secs: 600,
             limits: Limits::default(),
             shards: 16,
         }

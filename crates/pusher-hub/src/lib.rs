@@ -43,6 +43,7 @@
 //! assert_eq!(&frames[2][..], br#"{"event":"update","channel":"news","data":"{}"}"#);
 //! ```
 
+mod api;
 mod channel;
 mod cluster;
 mod config;
@@ -51,6 +52,7 @@ mod hub;
 mod session;
 mod users;
 
+pub use api::{ApiCall, ApiError, ApiResponse, ApiRoute, ApiTarget, AppRef};
 pub use cluster::{ClusterMessage, ClusterSink, NodeId};
 pub use config::{HubConfig, Limits};
 pub use effects::{Delivery, Discard, Full, Notification, NotificationSink, Outbox};

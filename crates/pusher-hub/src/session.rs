@@ -7,6 +7,7 @@ use pusher_proto::{
     Subscribe, SubscriptionError, SubscriptionErrorKind, UserData, validate_client_event_name,
 };
 
+use crate::channel::Map;
 use crate::effects::Delivery;
 use crate::hub::{Conn, Hub};
 
@@ -39,7 +40,9 @@ struct Joined {
 pub struct Session {
     hub: Arc<Hub>,
     conn: Conn,
-    channels: Vec<Joined>,
+    /// Joined channels by name: membership checks are constant time however
+    /// many channels one connection joins.
+    channels: Map<Arc<str>, Joined>,
     user: Option<Arc<str>>,
     watchlist: Vec<Arc<str>>,
     last_seen_ms: u64,
@@ -78,7 +81,7 @@ impl Session {
         Self {
             hub,
             conn,
-            channels: Vec::new(),
+            channels: Map::default(),
             user: None,
             watchlist: Vec::new(),
             last_seen_ms: now,
@@ -102,7 +105,7 @@ impl Session {
 
     /// Channels this connection is subscribed to.
     pub fn channels(&self) -> impl Iterator<Item = &ChannelName> {
-        self.channels.iter().map(|j| &j.name)
+        self.channels.values().map(|j| &j.name)
     }
 
     /// Frames this session's actions queued and dropped so far, for metrics.
@@ -197,7 +200,7 @@ impl Session {
     }
 
     fn joined(&self, name: &str) -> Option<&Joined> {
-        self.channels.iter().find(|j| j.name.as_str() == name)
+        self.channels.get(name)
     }
 
     fn subscribe(&mut self, s: Subscribe, now: u64) {
@@ -291,17 +294,13 @@ impl Session {
         if kind.requires_auth() {
             self.signin_deadline_ms = None;
         }
-        self.channels.push(Joined { name, user_id });
+        self.channels
+            .insert(Arc::clone(name.as_arc()), Joined { name, user_id });
         Ok(())
     }
 
     fn unsubscribe(&mut self, channel: &str, now: u64) {
-        if let Some(i) = self
-            .channels
-            .iter()
-            .position(|j| j.name.as_str() == channel)
-        {
-            let joined = self.channels.swap_remove(i);
+        if let Some(joined) = self.channels.remove(channel) {
             let d = self.hub.unsubscribe(self.conn.socket_id, &joined.name, now);
             self.delivery.add(d);
         }
@@ -425,7 +424,7 @@ impl Session {
     }
 
     fn release(&mut self, now: u64) {
-        for joined in std::mem::take(&mut self.channels) {
+        for (_, joined) in std::mem::take(&mut self.channels) {
             let _ = self.hub.unsubscribe(self.conn.socket_id, &joined.name, now);
         }
         if let Some(user) = self.user.take() {

@@ -6,6 +6,29 @@ pub const DEFAULT_MAX_EVENT_NAME_LEN: usize = 200;
 /// Prefixes only the service may use.
 pub const RESERVED_EVENT_PREFIXES: [&str; 2] = ["pusher:", "pusher_internal:"];
 
+/// Characters of client input an error message quotes at most.
+const EXCERPT_CHARS: usize = 64;
+
+/// Client input as an error message may quote it: Rust-quoted, and cut to a
+/// few dozen characters (with the full length in bytes) so that a peer
+/// sending a 60 KB name does not get 60 KB back.
+///
+/// ```
+/// assert_eq!(pusher_proto::excerpt("my-event"), r#""my-event""#);
+/// let long = "x".repeat(70_000);
+/// assert!(pusher_proto::excerpt(&long).ends_with(r#"..." (70000 bytes)"#));
+/// ```
+pub fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(EXCERPT_CHARS) {
+        None => format!("{text:?}"),
+        Some((end, _)) => format!(
+            "{:?} ({} bytes)",
+            format!("{}...", &text[..end]),
+            text.len()
+        ),
+    }
+}
+
 /// Why an event name was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]

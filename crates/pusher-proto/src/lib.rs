@@ -29,6 +29,7 @@ mod channel;
 mod codes;
 mod event;
 mod frame;
+mod handshake;
 pub mod http;
 mod member;
 mod raw;
@@ -41,13 +42,14 @@ pub use channel::{
 };
 pub use codes::{ErrorCode, ReconnectClass};
 pub use event::{
-    DEFAULT_MAX_EVENT_NAME_LEN, EventNameError, RESERVED_EVENT_PREFIXES,
+    DEFAULT_MAX_EVENT_NAME_LEN, EventNameError, RESERVED_EVENT_PREFIXES, excerpt,
     validate_client_event_name, validate_event_name,
 };
 pub use frame::{
     ChannelEvent, ClientFrame, DecodeError, ServerFrame, Subscribe, SubscriptionError,
     SubscriptionErrorKind, WatchlistEvent, WatchlistEventName,
 };
+pub use handshake::{HandshakeRefusal, Upgrade, UpgradeRequest, check_upgrade};
 pub use member::{ChannelData, Member, UserData, UserDataError};
 pub use raw::RawJson;
 pub use socket_id::{SocketId, SocketIdError, SocketIdGenerator};

@@ -68,7 +68,11 @@ pub fn hub_config(app: &AppConfig, server: &ServerConfig) -> HubConfig {
         max_user_id_len: l.max_user_id_len,
         client_events_per_sec: l.client_events_per_sec,
         max_watchlist: l.max_watchlist,
+        max_event_bytes: l.max_event_bytes,
+        max_channels_per_trigger: l.max_channels_per_trigger,
+        max_batch_events: l.max_batch_events,
     };
+    c.timestamp_window_secs = server.timestamp_window_secs;
     c
 }
 

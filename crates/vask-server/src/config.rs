@@ -34,15 +34,28 @@ pub struct ServerConfig {
     pub max_message_bytes: usize,
     /// Frames queued for one connection before it is cut off with 4100.
     pub outbox_capacity: usize,
+    /// Bytes queued for one connection before it is cut off with 4100 (a
+    /// consumer of large messages that stopped reading).
+    pub outbox_max_bytes: usize,
     /// Seconds one batch write may block before the connection is cut off
     /// with 4100 (a peer that stopped reading).
     pub write_timeout_secs: u64,
     /// Largest HTTP request body, in bytes (413 above).
     pub max_body_bytes: usize,
+    /// Seconds a signed request's body may take to arrive (408 above): a
+    /// peer trickling a body cannot hold the connection and its buffer.
+    pub body_timeout_secs: u64,
+    /// HTTP connections (API calls, and WebSocket handshakes until they
+    /// upgrade) open at once; above it new ones get 503 and are closed.
+    pub max_http_connections: usize,
     /// Accepted clock skew of signed HTTP requests, in seconds.
     pub timestamp_window_secs: u64,
     /// Seconds to finish work after SIGTERM/SIGINT before exiting.
     pub shutdown_grace_secs: u64,
+    /// Seconds the port stays open after SIGTERM/SIGINT (within the grace
+    /// period): `/up` answers 503 so a load balancer moves traffic away,
+    /// new WebSocket connections get 4200, API requests are still served.
+    pub drain_secs: u64,
     /// How webhooks are batched, held and retried.
     pub webhooks: WebhookSettings,
     /// Serve `wss://` and `https://` on the same port with this certificate.
@@ -147,10 +160,14 @@ impl Default for ServerConfig {
             pong_timeout_secs: 30,
             max_message_bytes: 64 * 1024,
             outbox_capacity: 1024,
+            outbox_max_bytes: 2 * 1024 * 1024,
             write_timeout_secs: 10,
             max_body_bytes: 1024 * 1024,
+            body_timeout_secs: 10,
+            max_http_connections: 10_000,
             timestamp_window_secs: 600,
             shutdown_grace_secs: 10,
+            drain_secs: 2,
             webhooks: WebhookSettings::default(),
             tls: None,
         }
@@ -257,6 +274,13 @@ impl AppConfig {
             webhooks: Vec::new(),
         }
     }
+
+    /// Whether this is the built-in development app, whose credentials are
+    /// public (the only app whose secret the banner prints).
+    pub fn is_development(&self) -> bool {
+        let dev = Self::development();
+        self.id == dev.id && self.key == dev.key && self.secret == dev.secret
+    }
 }
 
 /// A configuration the server refuses to start with.
@@ -325,6 +349,9 @@ pub struct Cli {
     /// Seconds to finish work on shutdown.
     #[arg(long, env = "VASK_SHUTDOWN_GRACE_SECS")]
     pub shutdown_grace_secs: Option<u64>,
+    /// Seconds the port stays open, draining, after SIGTERM [default: 2].
+    #[arg(long, env = "VASK_DRAIN_SECS")]
+    pub drain_secs: Option<u64>,
     /// PEM certificate chain: serve wss:// and https:// (with --tls-key).
     #[arg(long, env = "VASK_TLS_CERT", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
@@ -367,6 +394,9 @@ impl Config {
         if let Some(grace) = cli.shutdown_grace_secs {
             config.server.shutdown_grace_secs = grace;
         }
+        if let Some(drain) = cli.drain_secs {
+            config.server.drain_secs = drain;
+        }
         if let (Some(cert_file), Some(key_file)) = (&cli.tls_cert, &cli.tls_key) {
             config.server.tls = Some(TlsConfig {
                 cert_file: cert_file.clone(),
@@ -405,6 +435,7 @@ impl Config {
             ("server.pong_timeout_secs", s.pong_timeout_secs),
             ("server.max_message_bytes", s.max_message_bytes as u64),
             ("server.outbox_capacity", s.outbox_capacity as u64),
+            ("server.outbox_max_bytes", s.outbox_max_bytes as u64),
             ("server.write_timeout_secs", s.write_timeout_secs),
             ("server.webhooks.batch_max", s.webhooks.batch_max as u64),
             ("server.webhooks.timeout_ms", s.webhooks.timeout_ms),
@@ -417,6 +448,8 @@ impl Config {
                 s.webhooks.queue_capacity as u64,
             ),
             ("server.max_body_bytes", s.max_body_bytes as u64),
+            ("server.body_timeout_secs", s.body_timeout_secs),
+            ("server.max_http_connections", s.max_http_connections as u64),
         ] {
             if value == 0 {
                 return Err(invalid(name, "must be greater than 0"));

@@ -1,35 +1,77 @@
 //! The `vask-server` binary: parses the command line, loads the
 //! configuration, prints how to connect, serves until SIGTERM or SIGINT.
 
+use std::io::Write;
+
 use clap::Parser;
+use tokio::signal::unix::{Signal, SignalKind, signal};
 use vask_server::{Cli, Config};
 
-fn banner(config: &Config, addr: std::net::SocketAddr) {
-    println!("Vask listening on http://{addr} (WebSocket ws://{addr}/app/<key>)");
+/// How to connect, for a person reading the terminal. Written without
+/// panicking when stdout is gone (a closed pipe, a log shipper that died):
+/// the server keeps serving. Only the built-in development app's secret is
+/// printed: stdout is where logs are collected.
+fn banner(
+    out: &mut impl Write,
+    config: &Config,
+    addr: std::net::SocketAddr,
+) -> std::io::Result<()> {
+    let scheme = if config.server.tls.is_some() {
+        "https"
+    } else {
+        "http"
+    };
+    let ws = if config.server.tls.is_some() {
+        "wss"
+    } else {
+        "ws"
+    };
+    writeln!(
+        out,
+        "Vask listening on {scheme}://{addr} (WebSocket {ws}://{addr}/app/<key>)"
+    )?;
     for app in &config.apps {
-        println!();
-        println!(
-            "app id {}  key {}  secret {}{}",
+        let dev = app.is_development();
+        writeln!(out)?;
+        writeln!(
+            out,
+            "app id {}  key {}{}{}",
             app.id,
             app.key,
-            app.secret,
+            if dev {
+                "  secret vask-secret (built-in development app)"
+            } else {
+                ""
+            },
             if app.enabled { "" } else { "  (disabled)" }
-        );
-        println!("  server SDK environment:");
-        println!("    PUSHER_APP_ID={}", app.id);
-        println!("    PUSHER_KEY={}", app.key);
-        println!("    PUSHER_SECRET={}", app.secret);
-        println!("    PUSHER_HOST={}", addr.ip());
-        println!("    PUSHER_PORT={}", addr.port());
-        println!("    PUSHER_SCHEME=http");
-        println!("  pusher-js:");
-        println!(
-            "    new Pusher('{}', {{ wsHost: '{}', wsPort: {}, forceTLS: false, enabledTransports: ['ws'], cluster: 'mt1' }})",
+        )?;
+        writeln!(out, "  server SDK environment (.env):")?;
+        writeln!(out, "    PUSHER_APP_ID={}", app.id)?;
+        writeln!(out, "    PUSHER_APP_KEY={}", app.key)?;
+        if dev {
+            writeln!(out, "    PUSHER_APP_SECRET={}", app.secret)?;
+        } else {
+            writeln!(
+                out,
+                "    PUSHER_APP_SECRET=<the secret of app {} in your configuration>",
+                app.id
+            )?;
+        }
+        writeln!(out, "    PUSHER_HOST={}", addr.ip())?;
+        writeln!(out, "    PUSHER_PORT={}", addr.port())?;
+        writeln!(out, "    PUSHER_SCHEME={scheme}")?;
+        writeln!(out, "    PUSHER_APP_CLUSTER=mt1")?;
+        writeln!(out, "  pusher-js:")?;
+        writeln!(
+            out,
+            "    new Pusher('{}', {{ wsHost: '{}', wsPort: {}, forceTLS: {}, enabledTransports: ['{ws}'], cluster: 'mt1' }})",
             app.key,
             addr.ip(),
-            addr.port()
-        );
+            addr.port(),
+            config.server.tls.is_some(),
+        )?;
     }
+    out.flush()
 }
 
 #[tokio::main]
@@ -40,38 +82,90 @@ async fn main() {
             tracing_subscriber::EnvFilter::try_from_env("VASK_LOG")
                 .unwrap_or_else(|_| "info".into()),
         )
+        // A failed write of a log line is dropped, never reported on a
+        // stderr that may be gone too.
+        .log_internal_errors(false)
         .init();
+    // Before anything can make a supervisor send a signal (the banner), so
+    // that no SIGTERM meets the default action.
+    let signals = match Signals::install() {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = writeln!(
+                std::io::stderr(),
+                "vask-server: cannot install signal handlers: {e}"
+            );
+            std::process::exit(1);
+        }
+    };
     let config = match Config::load(&cli) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("vask-server: {e}");
+            let _ = writeln!(std::io::stderr(), "vask-server: {e}");
             std::process::exit(2);
         }
     };
     let server = match vask_server::start(config.clone()).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!(
+            let _ = writeln!(
+                std::io::stderr(),
                 "vask-server: cannot listen on {}:{}: {e}",
-                config.server.host, config.server.port
+                config.server.host,
+                config.server.port
             );
             std::process::exit(1);
         }
     };
-    banner(&config, server.addr);
+    if banner(&mut std::io::stdout().lock(), &config, server.addr).is_err() {
+        tracing::warn!("stdout is closed; the connection banner was not printed");
+    }
     let stop = server.shutdown_handle();
-    tokio::spawn(async move {
-        wait_for_signal().await;
+    tokio::spawn(signals.run(move || {
         let _ = stop.send(true);
-    });
+    }));
     server.wait().await;
 }
 
-async fn wait_for_signal() {
-    use tokio::signal::unix::{SignalKind, signal};
-    let mut term = signal(SignalKind::terminate()).expect("SIGTERM handler");
-    tokio::select! {
-        _ = term.recv() => {}
-        _ = tokio::signal::ctrl_c() => {}
+/// The signals the server handles.
+struct Signals {
+    term: Signal,
+    int: Signal,
+    hup: Signal,
+}
+
+impl Signals {
+    fn install() -> std::io::Result<Self> {
+        Ok(Self {
+            term: signal(SignalKind::terminate())?,
+            int: signal(SignalKind::interrupt())?,
+            hup: signal(SignalKind::hangup())?,
+        })
+    }
+
+    /// The first SIGTERM or SIGINT starts the shutdown, a second one exits at
+    /// once; SIGHUP is logged and ignored.
+    async fn run(mut self, shutdown: impl FnOnce()) {
+        let mut shutdown = Some(shutdown);
+        loop {
+            let name = tokio::select! {
+                _ = self.term.recv() => "SIGTERM",
+                _ = self.int.recv() => "SIGINT",
+                _ = self.hup.recv() => {
+                    tracing::info!("SIGHUP received: nothing to reload (the configuration is read at start)");
+                    continue;
+                }
+            };
+            match shutdown.take() {
+                Some(start) => {
+                    tracing::info!("{name} received: shutting down");
+                    start();
+                }
+                None => {
+                    tracing::warn!("{name} received again: exiting now");
+                    std::process::exit(0);
+                }
+            }
+        }
     }
 }

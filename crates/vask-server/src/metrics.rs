@@ -19,6 +19,11 @@ struct AppReason {
 }
 
 #[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct Reason {
+    reason: String,
+}
+
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct Status {
     status: String,
 }
@@ -39,6 +44,7 @@ pub struct Metrics {
     closed: Family<AppReason, Counter>,
     errors: Family<AppReason, Counter>,
     http_requests: Family<Status, Counter>,
+    refused: Family<Reason, Counter>,
     webhooks_sent: Family<App, Counter>,
     webhook_attempts_failed: Family<App, Counter>,
 }
@@ -86,6 +92,7 @@ impl Default for Metrics {
             closed: Family::default(),
             errors: Family::default(),
             http_requests: Family::default(),
+            refused: Family::default(),
             webhooks_sent: Family::default(),
             webhook_attempts_failed: Family::default(),
             registry: Registry::default(),
@@ -151,6 +158,11 @@ impl Default for Metrics {
             m.http_requests.clone(),
         );
         registry.register(
+            "refused",
+            "Connections and handshakes refused before an app was known, by reason",
+            m.refused.clone(),
+        );
+        registry.register(
             "webhooks_sent",
             "Webhook requests delivered (2xx)",
             m.webhooks_sent.clone(),
@@ -191,6 +203,15 @@ impl Metrics {
         self.http_requests
             .get_or_create(&Status {
                 status: status.to_string(),
+            })
+            .inc();
+    }
+
+    /// Counts a connection or handshake refused before an app was known.
+    pub fn refused(&self, reason: &str) {
+        self.refused
+            .get_or_create(&Reason {
+                reason: reason.to_owned(),
             })
             .inc();
     }

@@ -12,17 +12,22 @@ use tokio::sync::Notify;
 #[derive(Debug, Default)]
 struct State {
     frames: VecDeque<Bytes>,
+    /// Bytes of `frames`.
+    bytes: usize,
     close: Option<ErrorCode>,
     /// Set when the queue overflowed: the writer cuts the connection off.
     overflowed: bool,
 }
 
-/// The queue between the hub and one connection's writer.
+/// The queue between the hub and one connection's writer, bounded in frames
+/// and in bytes: a stalled consumer of large messages is cut off as soon as
+/// one of the two is reached.
 #[derive(Debug)]
 pub(crate) struct ConnOutbox {
     state: Mutex<State>,
     ready: Notify,
     capacity: usize,
+    max_bytes: usize,
 }
 
 /// What the writer takes out of the queue.
@@ -36,12 +41,14 @@ pub(crate) enum Drained {
 }
 
 impl ConnOutbox {
-    /// A queue holding at most `capacity` frames.
-    pub(crate) fn new(capacity: usize) -> Self {
+    /// A queue holding at most `capacity` frames and `max_bytes` bytes (one
+    /// frame is always accepted into an empty queue, whatever its size).
+    pub(crate) fn new(capacity: usize, max_bytes: usize) -> Self {
         Self {
             state: Mutex::new(State::default()),
             ready: Notify::new(),
             capacity,
+            max_bytes,
         }
     }
 
@@ -56,9 +63,11 @@ impl ConnOutbox {
         if s.overflowed {
             let n = s.frames.len();
             s.frames.clear();
+            s.bytes = 0;
             return Drained::Overflowed(n);
         }
         std::mem::swap(&mut s.frames, into);
+        s.bytes = 0;
         Drained::Frames(s.close)
     }
 }
@@ -69,12 +78,15 @@ impl Outbox for ConnOutbox {
         if s.overflowed || s.close.is_some() {
             return Err(Full);
         }
-        if s.frames.len() >= self.capacity {
+        let full = s.frames.len() >= self.capacity
+            || (!s.frames.is_empty() && s.bytes + frame.len() > self.max_bytes);
+        if full {
             s.overflowed = true;
             drop(s);
             self.ready.notify_one();
             return Err(Full);
         }
+        s.bytes += frame.len();
         s.frames.push_back(frame);
         let first = s.frames.len() == 1;
         drop(s);
@@ -96,7 +108,7 @@ mod tests {
 
     #[test]
     fn overflow_cuts_off_and_drops() {
-        let o = ConnOutbox::new(2);
+        let o = ConnOutbox::new(2, 1024);
         assert!(o.push(Bytes::from_static(b"a")).is_ok());
         assert!(o.push(Bytes::from_static(b"b")).is_ok());
         assert_eq!(o.push(Bytes::from_static(b"c")), Err(Full));
@@ -105,8 +117,27 @@ mod tests {
     }
 
     #[test]
+    fn bytes_are_bounded_too() {
+        let o = ConnOutbox::new(1000, 10);
+        // One frame larger than the bound fits an empty queue.
+        assert!(o.push(Bytes::from_static(b"0123456789ab")).is_ok());
+        assert_eq!(o.push(Bytes::from_static(b"x")), Err(Full));
+        let mut buf = VecDeque::new();
+        assert_eq!(o.drain(&mut buf), Drained::Overflowed(1));
+
+        let o = ConnOutbox::new(1000, 10);
+        assert!(o.push(Bytes::from_static(b"01234")).is_ok());
+        assert!(o.push(Bytes::from_static(b"56789")).is_ok());
+        let mut buf = VecDeque::new();
+        assert_eq!(o.drain(&mut buf), Drained::Frames(None));
+        // Draining gives the bytes back.
+        assert!(o.push(Bytes::from_static(b"0123456789")).is_ok());
+        assert_eq!(o.push(Bytes::from_static(b"x")), Err(Full));
+    }
+
+    #[test]
     fn close_is_delivered_after_the_frames() {
-        let o = ConnOutbox::new(8);
+        let o = ConnOutbox::new(8, 1024);
         o.push(Bytes::from_static(b"a")).unwrap();
         o.close(ErrorCode::Unauthorized);
         assert_eq!(o.push(Bytes::from_static(b"late")), Err(Full));

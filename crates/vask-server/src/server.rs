@@ -15,7 +15,7 @@ use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{OwnedSemaphorePermit, mpsc, watch};
 use tokio::task::JoinHandle;
 
 use crate::apps::Apps;
@@ -34,10 +34,20 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// The hub clock's origin.
     pub start: Instant,
-    /// Flips to true on shutdown.
+    /// Flips to true when shutdown begins: WebSocket connections are told
+    /// to reconnect (4200), the node drains.
     pub shutdown: watch::Receiver<bool>,
-    /// False once shutdown began (`/up` answers 503).
+    /// Flips to true when the drain is over: the listener closes, HTTP
+    /// connections finish their request in flight and close.
+    pub(crate) closing: watch::Receiver<bool>,
+    /// False once shutdown began: `/up` answers 503, new WebSocket
+    /// connections get 4200, API answers carry `Connection: close`.
     pub accepting: AtomicBool,
+    /// HTTP connections (until they upgrade) open at once.
+    pub(crate) http_slots: Arc<tokio::sync::Semaphore>,
+    /// Set while the HTTP connection limit refuses connections (logged once
+    /// per episode).
+    pub(crate) http_saturated: AtomicBool,
     /// Set when the listener serves TLS.
     pub(crate) tls: Option<crate::tls::Acceptor>,
 }
@@ -106,6 +116,7 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         .unwrap_or(0)
         ^ u64::from(std::process::id()).rotate_left(32);
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
+    let (closing_tx, closing_rx) = watch::channel(false);
     let (alive_tx, alive_rx) = mpsc::channel(1);
     let apps = Apps::new(
         &config.apps,
@@ -121,10 +132,15 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         metrics,
         start: Instant::now(),
         shutdown: shutdown_rx,
+        closing: closing_rx,
         accepting: AtomicBool::new(true),
+        http_slots: Arc::new(tokio::sync::Semaphore::new(
+            config.server.max_http_connections,
+        )),
+        http_saturated: AtomicBool::new(false),
         tls,
     });
-    let task = tokio::spawn(run(listener, state.clone(), alive_tx, alive_rx));
+    let task = tokio::spawn(run(listener, state.clone(), closing_tx, alive_tx, alive_rx));
     Ok(Running {
         addr,
         state,
@@ -136,40 +152,40 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
 async fn run(
     listener: TcpListener,
     state: Arc<State>,
+    closing: watch::Sender<bool>,
     alive: Alive,
     mut alive_rx: mpsc::Receiver<()>,
 ) {
     let mut shutdown = state.shutdown.clone();
     let ticker = tokio::spawn(tick(state.clone()));
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((tcp, _)) => {
-                    let _ = tcp.set_nodelay(true);
-                    tokio::spawn(accept(state.clone(), tcp, alive.clone()));
-                }
-                Err(e) => {
-                    // Out of file descriptors and the like: wait a little.
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
-            },
-            _ = shutdown.changed() => break,
-        }
+    tokio::select! {
+        _ = accept_loop(&listener, &state, &alive) => {}
+        _ = stopped(&mut shutdown) => {}
     }
-    drop(listener);
-    drop(alive);
+    // Draining: the port stays open so that a load balancer sees `/up`
+    // answer 503 (not "connection refused") and moves traffic away;
+    // WebSocket clients are told to reconnect elsewhere (4200); API requests
+    // are still served, each on a connection that then closes.
     state.accepting.store(false, Ordering::SeqCst);
+    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    let drain = Duration::from_secs(state.config.drain_secs).min(grace);
+    let started = tokio::time::Instant::now();
     let open: usize = state.apps.iter().map(|a| a.hub.connection_count()).sum();
     tracing::info!(
         connections = open,
-        "shutting down: no longer accepting, telling clients to reconnect"
+        drain_secs = drain.as_secs(),
+        "shutting down: draining, telling clients to reconnect"
     );
-    let grace = Duration::from_secs(state.config.shutdown_grace_secs);
+    let _ = tokio::time::timeout(drain, accept_loop(&listener, &state, &alive)).await;
+    drop(listener);
+    drop(alive);
+    let _ = closing.send(true);
     // Every connection task holds a sender: recv is None when all are done.
-    let done = tokio::time::timeout(grace, async { while alive_rx.recv().await.is_some() {} })
-        .await
-        .is_ok();
+    let done = tokio::time::timeout_at(started + grace, async {
+        while alive_rx.recv().await.is_some() {}
+    })
+    .await
+    .is_ok();
     ticker.abort();
     if !done {
         let open: usize = state.apps.iter().map(|a| a.hub.connection_count()).sum();
@@ -177,6 +193,57 @@ async fn run(
             connections = open,
             "grace period over with connections still open; exiting"
         );
+    }
+}
+
+/// Accepts connections until the future is dropped.
+async fn accept_loop(listener: &TcpListener, state: &Arc<State>, alive: &Alive) {
+    loop {
+        match listener.accept().await {
+            Ok((tcp, _)) => {
+                let _ = tcp.set_nodelay(true);
+                match state.http_slots.clone().try_acquire_owned() {
+                    Ok(slot) => {
+                        state.http_saturated.store(false, Ordering::Relaxed);
+                        tokio::spawn(accept(state.clone(), tcp, slot, alive.clone()));
+                    }
+                    Err(_) => {
+                        tokio::spawn(over_limit(state.clone(), tcp));
+                    }
+                }
+            }
+            Err(e) => {
+                // Out of file descriptors and the like: wait a little.
+                tracing::warn!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+}
+
+/// A connection over `max_http_connections`: a plain 503 and close (TLS
+/// connections are closed: answering would cost a handshake).
+async fn over_limit(state: Arc<State>, mut tcp: TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    state.metrics.refused("http_connection_limit");
+    if !state.http_saturated.swap(true, Ordering::Relaxed) {
+        tracing::warn!(
+            limit = state.config.max_http_connections,
+            "HTTP connection limit reached: refusing new connections with 503"
+        );
+    }
+    if state.tls.is_none() {
+        let body = r#"{"error":"Too many connections","code":503}"#;
+        let resp = format!(
+            "HTTP/1.1 503 Service Unavailable\r\nContent-Type: application/json\r\n\
+             Content-Length: {}\r\nConnection: close\r\n\r\n{body}",
+            body.len()
+        );
+        let _ = tokio::time::timeout(Duration::from_secs(1), async {
+            let _ = tcp.write_all(resp.as_bytes()).await;
+            let _ = tcp.shutdown().await;
+        })
+        .await;
     }
 }
 
@@ -194,12 +261,14 @@ async fn tick(state: Arc<State>) {
 }
 
 /// One accepted connection: the TLS handshake when configured, then serve.
-async fn accept(state: Arc<State>, tcp: TcpStream, alive: Alive) {
+/// `slot` is its place under `max_http_connections`, given back when the
+/// connection closes or upgrades to a WebSocket.
+async fn accept(state: Arc<State>, tcp: TcpStream, slot: OwnedSemaphorePermit, alive: Alive) {
     match state.tls.clone() {
-        None => serve(state, tcp, alive).await,
+        None => serve(state, tcp, slot, alive).await,
         Some(acceptor) => {
             match tokio::time::timeout(Duration::from_secs(10), acceptor.0.accept(tcp)).await {
-                Ok(Ok(tls)) => serve(state, tls, alive).await,
+                Ok(Ok(tls)) => serve(state, tls, slot, alive).await,
                 Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!("TLS handshake timed out"),
             }
@@ -208,7 +277,7 @@ async fn accept(state: Arc<State>, tcp: TcpStream, alive: Alive) {
 }
 
 /// One connection (TCP or TLS): HTTP/1.1 with keep-alive, possibly upgraded.
-async fn serve<S>(state: Arc<State>, stream: S, alive: Alive)
+async fn serve<S>(state: Arc<State>, stream: S, slot: OwnedSemaphorePermit, alive: Alive)
 where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -218,22 +287,27 @@ where
     let conn = http1::Builder::new()
         .keep_alive(true)
         // A peer that opens a connection and trickles its headers cannot
-        // hold it (and its buffers) forever.
+        // hold it (and its buffers) forever; nor can huge headers.
         .timer(hyper_util::rt::TokioTimer::new())
         .header_read_timeout(Duration::from_secs(30))
+        .max_buf_size(MAX_HEADER_BYTES)
         .serve_connection(io, svc)
         .with_upgrades();
     tokio::pin!(conn);
-    let mut shutdown = state.shutdown.clone();
+    let mut closing = state.closing.clone();
     tokio::select! {
         _ = conn.as_mut() => {}
-        _ = crate::server::stopped(&mut shutdown) => {
+        _ = stopped(&mut closing) => {
             conn.as_mut().graceful_shutdown();
             let _ = conn.await;
         }
     }
+    drop(slot);
     drop(alive);
 }
+
+/// Request head bytes hyper buffers per connection (its default is 400 KiB).
+const MAX_HEADER_BYTES: usize = 32 * 1024;
 
 async fn handle(
     state: Arc<State>,
@@ -267,7 +341,19 @@ async fn handle(
         }
         _ => api::error(StatusCode::NOT_FOUND, "Not found"),
     };
-    Ok(resp)
+    Ok(draining(&state, resp))
+}
+
+/// While draining, every answer closes its connection, so that keep-alive
+/// clients reconnect (through the load balancer) to another node.
+fn draining(state: &State, mut resp: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    if !state.accepting.load(Ordering::SeqCst) && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        resp.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    resp
 }
 
 /// A plain-text response.

@@ -4,17 +4,21 @@
 
 use std::collections::VecDeque;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::Full;
 use hyper::body::Incoming;
-use hyper::header::{CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, UPGRADE};
+use hyper::header::{
+    CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
+    UPGRADE,
+};
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
 use pusher_hub::{Action, Delivery, Outbox, Session};
-use pusher_proto::{ErrorCode, ServerFrame};
+use pusher_proto::{ErrorCode, ServerFrame, UpgradeRequest, check_upgrade};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
@@ -28,12 +32,10 @@ use crate::apps::App;
 use crate::outbox::{ConnOutbox, Drained};
 use crate::server::{Alive, State, text};
 
-/// Whether the request asks for a WebSocket upgrade.
+/// Whether the request asks for a WebSocket upgrade (then the handshake's
+/// rules decide, whatever the method and path).
 pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
-    req.headers()
-        .get(UPGRADE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.eq_ignore_ascii_case("websocket"))
+    req.headers().contains_key(UPGRADE) || req.headers().contains_key(SEC_WEBSOCKET_KEY)
 }
 
 /// Small buffers: tungstenite's defaults allocate 128 KiB per connection.
@@ -46,25 +48,13 @@ fn ws_config(state: &State) -> WebSocketConfig {
         .max_frame_size(Some(state.config.max_message_bytes))
 }
 
-/// What the protocol says about this connection before it starts.
-fn admit(state: &State, req: &Request<Incoming>) -> Result<Arc<App>, ErrorCode> {
-    let path = req.uri().path();
-    let key = path
-        .strip_prefix("/app/")
-        .filter(|k| !k.is_empty() && !k.contains('/'));
-    let Some(key) = key else {
-        return Err(ErrorCode::PathNotFound);
-    };
-    let protocol = req
-        .uri()
-        .query()
-        .and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("protocol=")));
-    if let Some(p) = protocol
-        && !matches!(p, "5" | "6" | "7")
-    {
-        return Err(ErrorCode::UnsupportedProtocol);
+/// The app a valid handshake names, or the code that refuses it after the
+/// upgrade (in the protocol's own form: `pusher:error`, then close).
+fn admit(state: &State, app_key: Result<&str, ErrorCode>) -> Result<Arc<App>, ErrorCode> {
+    if !state.accepting.load(Ordering::SeqCst) {
+        return Err(ErrorCode::Reconnect);
     }
-    let app = state.apps.by_key(key).ok_or(ErrorCode::AppNotFound)?;
+    let app = state.apps.by_key(app_key?).ok_or(ErrorCode::AppNotFound)?;
     if !app.config.enabled {
         return Err(ErrorCode::AppDisabled);
     }
@@ -77,11 +67,34 @@ pub(crate) fn upgrade(
     mut req: Request<Incoming>,
     alive: Alive,
 ) -> Response<Full<Bytes>> {
-    let Some(key) = req.headers().get(SEC_WEBSOCKET_KEY) else {
-        return text(StatusCode::BAD_REQUEST, "missing Sec-WebSocket-Key");
+    let h = req.headers();
+    let header = |name| h.get(name).map(HeaderValue::as_bytes);
+    let checked = check_upgrade(&UpgradeRequest {
+        method: req.method().as_str(),
+        path: req.uri().path(),
+        query: req.uri().query().unwrap_or(""),
+        connection: header(CONNECTION),
+        upgrade: header(UPGRADE),
+        version: header(SEC_WEBSOCKET_VERSION),
+        key: header(SEC_WEBSOCKET_KEY),
+    });
+    let up = match checked {
+        Ok(up) => up,
+        Err(refusal) => {
+            state.metrics.refused("bad_handshake");
+            let mut resp = crate::api::error(
+                StatusCode::from_u16(refusal.status).unwrap_or(StatusCode::BAD_REQUEST),
+                refusal.message,
+            );
+            if refusal.wants_version_header() {
+                resp.headers_mut()
+                    .insert(SEC_WEBSOCKET_VERSION, HeaderValue::from_static("13"));
+            }
+            return resp;
+        }
     };
-    let accept = derive_accept_key(key.as_bytes());
-    let admitted = admit(&state, &req);
+    let accept = derive_accept_key(up.ws_key);
+    let admitted = admit(&state, up.app_key);
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         let upgraded = match on_upgrade.await {
@@ -169,9 +182,14 @@ fn message(frame: Bytes) -> Message {
 }
 
 async fn send_close<S: Io>(ws: &mut WebSocketStream<S>, code: ErrorCode) {
+    close_with(ws, CloseCode::from(code.code()), "").await;
+}
+
+/// Sends a close frame, waiting at most a second for the socket to take it.
+async fn close_with<S: Io>(ws: &mut WebSocketStream<S>, code: CloseCode, reason: &'static str) {
     let frame = CloseFrame {
-        code: CloseCode::from(code.code()),
-        reason: Utf8Bytes::from_static(""),
+        code,
+        reason: Utf8Bytes::from_static(reason),
     };
     let _ =
         tokio::time::timeout(Duration::from_secs(1), ws.send(Message::Close(Some(frame)))).await;
@@ -179,12 +197,29 @@ async fn send_close<S: Io>(ws: &mut WebSocketStream<S>, code: ErrorCode) {
 
 /// A connection refused before it started: `pusher:error`, then close.
 async fn refuse<S: Io>(mut ws: WebSocketStream<S>, code: ErrorCode) {
-    let _ = tokio::time::timeout(
-        Duration::from_secs(1),
-        ws.feed(message(ServerFrame::error(code).encode())),
-    )
-    .await;
+    let frame = match code {
+        // While draining for shutdown, as Soketi words it.
+        ErrorCode::Reconnect => {
+            ServerFrame::error_with(code, "Server is closing. Please reconnect shortly.")
+        }
+        _ => ServerFrame::error(code),
+    };
+    let _ = tokio::time::timeout(Duration::from_secs(1), ws.feed(message(frame.encode()))).await;
     send_close(&mut ws, code).await;
+}
+
+/// How a WebSocket-level violation by the peer is answered (RFC 6455 7.4.1):
+/// 1007 for text that is not UTF-8, 1002 for a protocol error, 1009 for a
+/// message over the size limit; `None` when the peer is simply gone.
+fn violation(e: &WsError) -> Option<(CloseCode, &'static str, &'static str)> {
+    use tokio_tungstenite::tungstenite::error::ProtocolError as P;
+    match e {
+        WsError::Utf8(_) => Some((CloseCode::Invalid, "invalid UTF-8", "invalid_utf8")),
+        WsError::Capacity(_) => Some((CloseCode::Size, "message too large", "message_too_large")),
+        WsError::Protocol(P::ResetWithoutClosingHandshake | P::SendAfterClosing) => None,
+        WsError::Protocol(_) => Some((CloseCode::Protocol, "protocol error", "protocol_error")),
+        _ => None,
+    }
 }
 
 /// Writes every frame in `buf`, then flushes once.
@@ -229,7 +264,10 @@ enum End {
 }
 
 async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketStream<S>) {
-    let outbox = Arc::new(ConnOutbox::new(state.config.outbox_capacity));
+    let outbox = Arc::new(ConnOutbox::new(
+        state.config.outbox_capacity,
+        state.config.outbox_max_bytes,
+    ));
     let mut session = match app.hub.connect(outbox.clone(), state.now_ms()) {
         Ok(s) => s,
         Err(code) => return refuse(ws, code).await,
@@ -286,11 +324,10 @@ async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketSt
                         }.encode());
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
+                        // tungstenite queued the pong; it leaves on the next
+                        // read or write without this task waiting on a peer
+                        // that may not read.
                         session.touch(now);
-                        // tungstenite answers pings on the next write.
-                        if ws.flush().await.is_err() {
-                            break End::Peer;
-                        }
                     }
                     Some(Ok(Message::Close(_))) => {
                         // tungstenite queued the close reply: send it.
@@ -299,14 +336,14 @@ async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketSt
                     }
                     None => break End::Peer,
                     Some(Ok(Message::Frame(_))) => {}
-                    Some(Err(WsError::Capacity(e))) => {
-                        app.metrics.error("message_too_large");
-                        tracing::debug!(error = %e, "message over the size limit");
-                        let frame = CloseFrame { code: CloseCode::Size, reason: Utf8Bytes::from_static("message too large") };
-                        let _ = tokio::time::timeout(Duration::from_secs(1), ws.send(Message::Close(Some(frame)))).await;
+                    Some(Err(e)) => {
+                        if let Some((code, reason, metric)) = violation(&e) {
+                            app.metrics.error(metric);
+                            tracing::debug!(error = %e, "WebSocket violation; closing with {code}");
+                            close_with(&mut ws, code, reason).await;
+                        }
                         break End::Peer;
                     }
-                    Some(Err(_)) => break End::Peer,
                 }
             }
             _ = &mut sleep => {

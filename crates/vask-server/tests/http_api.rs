@@ -8,7 +8,7 @@ use support::*;
 
 #[tokio::test]
 async fn trigger_to_many_channels_with_info() {
-    let s = start_default().await;
+    let s = start(config(vec![counted_app()])).await;
     let api = Api::default_app(s.addr);
     let mut a = connect(s.addr, "test-key").await;
     a.subscribe("c1").await;
@@ -28,8 +28,8 @@ async fn trigger_to_many_channels_with_info() {
         json!({"channels":{"c1":{"subscription_count":1},"presence-p":{"user_count":1,"subscription_count":1}}})
     );
     let mut got = vec![
-        a.recv().await["channel"].clone(),
-        a.recv().await["channel"].clone(),
+        a.recv_event().await["channel"].clone(),
+        a.recv_event().await["channel"].clone(),
     ];
     got.sort_by_key(|v| v.to_string());
     assert_eq!(got, [json!("c1"), json!("presence-p")]);
@@ -37,7 +37,7 @@ async fn trigger_to_many_channels_with_info() {
 
 #[tokio::test]
 async fn batch_events_publish_all_or_nothing() {
-    let s = start_default().await;
+    let s = start(config(vec![counted_app()])).await;
     let api = Api::default_app(s.addr);
     let mut a = connect(s.addr, "test-key").await;
     a.subscribe("b").await;
@@ -50,8 +50,8 @@ async fn batch_events_publish_all_or_nothing() {
         .await;
     assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(r.body, json!({"batch":[{},{"subscription_count":1}]}));
-    assert_eq!(a.recv().await["event"], "one");
-    assert_eq!(a.recv().await["event"], "two");
+    assert_eq!(a.recv_event().await["event"], "one");
+    assert_eq!(a.recv_event().await["event"], "two");
     // One bad event refuses the whole batch.
     let bad = json!({"batch":[{"name":"ok","channel":"b","data":"1"},{"name":"x","channel":"bad name","data":"2"}]});
     let r = api
@@ -75,7 +75,7 @@ async fn batch_events_publish_all_or_nothing() {
 
 #[tokio::test]
 async fn queries_channels_channel_and_users() {
-    let s = start_default().await;
+    let s = start(config(vec![counted_app()])).await;
     let api = Api::default_app(s.addr);
     let mut a = connect(s.addr, "test-key").await;
     a.subscribe("news").await;
@@ -110,13 +110,45 @@ async fn queries_channels_channel_and_users() {
     assert_eq!(r.body, json!({"users":[{"id":"7"}]}));
     let r = api.get("channels/news/users", &[]).await;
     assert_eq!(r.status, 400);
+    // Every channel type has a subscription count, presence included.
     let r = api
-        .get("channels/presence-room", &[("info", "subscription_count")])
+        .get(
+            "channels/presence-room",
+            &[("info", "user_count,subscription_count")],
+        )
         .await;
+    assert_eq!(r.status, 200, "{}", r.body);
     assert_eq!(
-        r.status, 400,
-        "subscription_count is not for presence channels"
+        r.body,
+        json!({"occupied":true,"user_count":1,"subscription_count":1})
     );
+}
+
+#[tokio::test]
+async fn subscription_count_is_refused_when_the_app_does_not_enable_it() {
+    // As Pusher: "attempts to fetch it when it is disabled result in an error".
+    let s = start_default().await;
+    let api = Api::default_app(s.addr);
+    let mut a = connect(s.addr, "test-key").await;
+    a.subscribe("news").await;
+    for r in [
+        api.get("channels/news", &[("info", "subscription_count")])
+            .await,
+        api.get(
+            "channels/%23server-to-user-1",
+            &[("info", "subscription_count")],
+        )
+        .await,
+        api.get("channels", &[("info", "subscription_count")]).await,
+        api.trigger(json!({"name":"e","channel":"news","data":"d","info":"subscription_count"}))
+            .await,
+    ] {
+        assert_eq!(r.status, 400, "{}", r.body);
+        let message = r.body["error"].as_str().unwrap();
+        assert!(message.contains("not enabled for this app"), "{message}");
+    }
+    // Nothing was published by the refused trigger.
+    a.silent(100).await;
 }
 
 #[tokio::test]

@@ -123,8 +123,8 @@ async function startVask(name = 'vask') {
 /** The env that points an app's server SDK at this Vask. */
 function pusherEnv(vask) {
   return {
-    PUSHER_APP_ID: vask.id, PUSHER_KEY: vask.key, PUSHER_SECRET: vask.secret,
-    PUSHER_HOST: vask.host, PUSHER_PORT: String(vask.port), PUSHER_SSL: '0',
+    PUSHER_APP_ID: vask.id, PUSHER_APP_KEY: vask.key, PUSHER_APP_SECRET: vask.secret,
+    PUSHER_HOST: vask.host, PUSHER_PORT: String(vask.port), PUSHER_SCHEME: 'http',
   };
 }
 

@@ -111,7 +111,7 @@ impl ClientFrame {
                 data: RawJson::try_from(env.data.ok_or_else(|| env.missing("data"))?)
                     .map_err(|e| env.invalid("data", e))?,
             },
-            other => return Err(DecodeError::UnsupportedEvent(other.to_owned())),
+            other => return Err(DecodeError::UnsupportedEvent(crate::excerpt(other))),
         })
     }
 
@@ -306,11 +306,14 @@ mod tests {
         );
         assert_eq!(
             dec(r#"{"event":"pusher:nope","data":{}}"#),
-            Err(DecodeError::UnsupportedEvent("pusher:nope".into()))
+            Err(DecodeError::UnsupportedEvent("\"pusher:nope\"".into()))
         );
         assert_eq!(
             dec(r#"{"event":"my-event","channel":"a","data":{}}"#),
-            Err(DecodeError::UnsupportedEvent("my-event".into()))
+            Err(DecodeError::UnsupportedEvent("\"my-event\"".into()))
         );
+        let long = format!(r#"{{"event":"{}","data":{{}}}}"#, "e".repeat(60_000));
+        let err = dec(&long).unwrap_err().to_string();
+        assert!(err.len() < 120, "{err}");
     }
 }

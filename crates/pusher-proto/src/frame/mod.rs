@@ -45,8 +45,9 @@ pub enum DecodeError {
         /// What is wrong with it.
         reason: String,
     },
-    /// The event name is not one this side of the protocol accepts.
-    #[error("unsupported event {0:?}")]
+    /// The event name is not one this side of the protocol accepts. The
+    /// name is kept as an [`excerpt`](crate::excerpt), already quoted.
+    #[error("unsupported event {0}")]
     UnsupportedEvent(String),
 }
 

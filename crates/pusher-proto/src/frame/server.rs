@@ -465,7 +465,7 @@ impl ServerFrame {
                 }
             }
             event if event.starts_with("pusher:") || event.starts_with("pusher_internal:") => {
-                return Err(DecodeError::UnsupportedEvent(event.to_owned()));
+                return Err(DecodeError::UnsupportedEvent(crate::excerpt(event)));
             }
             event => Self::ChannelEvent(ChannelEvent {
                 event: event.to_owned(),
@@ -723,7 +723,7 @@ mod tests {
         assert_eq!(
             ServerFrame::decode(br#"{"event":"pusher_internal:unknown","channel":"c"}"#),
             Err(DecodeError::UnsupportedEvent(
-                "pusher_internal:unknown".into()
+                "\"pusher_internal:unknown\"".into()
             ))
         );
         assert!(matches!(

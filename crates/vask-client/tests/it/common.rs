@@ -43,6 +43,7 @@ pub(crate) async fn server_on(app: AppConfig, port: u16) -> Running {
             host: "127.0.0.1".into(),
             port,
             shutdown_grace_secs: 2,
+            drain_secs: 0,
             ..ServerConfig::default()
         },
         apps: vec![app],

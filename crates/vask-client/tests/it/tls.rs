@@ -37,6 +37,7 @@ async fn tls_server() -> Running {
             host: "127.0.0.1".into(),
             port: 0,
             shutdown_grace_secs: 2,
+            drain_secs: 0,
             tls: Some(TlsConfig {
                 cert_file: material("cert.pem"),
                 key_file: material("key.pem"),

@@ -30,9 +30,19 @@ pub fn app() -> AppConfig {
     }
 }
 
+/// The test app with subscription counts on.
+pub fn counted_app() -> AppConfig {
+    AppConfig {
+        subscription_count: true,
+        ..app()
+    }
+}
+
 pub fn config(apps: Vec<AppConfig>) -> Config {
     let mut c = Config::load(&vask_server::Cli::default()).unwrap();
     c.server.port = 0;
+    // Tests shut servers down often; the drain has its own test.
+    c.server.drain_secs = 0;
     c.apps = apps;
     c
 }
@@ -128,6 +138,15 @@ impl Ws {
     }
     pub async fn recv_text(&mut self) -> String {
         recv_text(&mut self.ws).await
+    }
+    /// The next frame that is not a `pusher_internal:subscription_count`.
+    pub async fn recv_event(&mut self) -> Value {
+        loop {
+            let f = self.recv().await;
+            if f["event"] != "pusher_internal:subscription_count" {
+                return f;
+            }
+        }
     }
     pub async fn subscribe(&mut self, channel: &str) -> Value {
         self.send(
@@ -264,4 +283,129 @@ impl Api {
     pub async fn get(&self, rest: &str, params: &[(&str, &str)]) -> Reply {
         self.call("GET", rest, params, b"").await
     }
+}
+
+/// A WebSocket client written by hand, for frames no library sends: bad
+/// opcodes, unmasked frames, broken fragments.
+pub struct RawWs {
+    pub tcp: TcpStream,
+}
+
+impl RawWs {
+    /// Connects and completes the handshake for `/app/{key}`; with
+    /// `recv_buf`, the socket's receive buffer is that small (a client that
+    /// reads slowly fills the server's send buffer sooner).
+    pub async fn connect(addr: SocketAddr, key: &str, recv_buf: Option<u32>) -> Self {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        if let Some(size) = recv_buf {
+            socket.set_recv_buffer_size(size).unwrap();
+        }
+        let mut tcp = socket.connect(addr).await.unwrap();
+        let req = format!(
+            "GET /app/{key}?protocol=7 HTTP/1.1\r\nHost: {addr}\r\nConnection: Upgrade\r\n\
+             Upgrade: websocket\r\nSec-WebSocket-Version: 13\r\n\
+             Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n"
+        );
+        tcp.write_all(req.as_bytes()).await.unwrap();
+        // Read the 101 head byte by byte: nothing past it is consumed.
+        let mut head = Vec::new();
+        while !head.ends_with(b"\r\n\r\n") {
+            let mut b = [0u8; 1];
+            let n = tokio::time::timeout(WAIT, tcp.read(&mut b))
+                .await
+                .expect("handshake answer in time")
+                .unwrap();
+            assert_eq!(n, 1, "closed during the handshake");
+            head.push(b[0]);
+        }
+        let head = String::from_utf8_lossy(&head);
+        assert!(head.starts_with("HTTP/1.1 101"), "{head}");
+        Self { tcp }
+    }
+
+    /// One frame: `first` is FIN, RSV and opcode; masked unless `unmasked`.
+    pub fn frame(first: u8, payload: &[u8], masked: bool) -> Vec<u8> {
+        let mut out = vec![first];
+        let mask_bit = if masked { 0x80 } else { 0 };
+        match payload.len() {
+            n if n < 126 => out.push(mask_bit | n as u8),
+            n if n <= 0xffff => {
+                out.push(mask_bit | 126);
+                out.extend_from_slice(&(n as u16).to_be_bytes());
+            }
+            n => {
+                out.push(mask_bit | 127);
+                out.extend_from_slice(&(n as u64).to_be_bytes());
+            }
+        }
+        if masked {
+            let mask = [0x12, 0x34, 0x56, 0x78];
+            out.extend_from_slice(&mask);
+            out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        } else {
+            out.extend_from_slice(payload);
+        }
+        out
+    }
+
+    pub async fn send_raw(&mut self, bytes: &[u8]) {
+        use tokio::io::AsyncWriteExt;
+        self.tcp.write_all(bytes).await.unwrap();
+    }
+
+    /// A masked text frame.
+    pub async fn send_text(&mut self, text: &str) {
+        self.send_raw(&Self::frame(0x81, text.as_bytes(), true))
+            .await;
+    }
+
+    /// Reads server frames until a close frame; its code (`None` when the
+    /// connection ends without one).
+    pub async fn close_code(&mut self) -> Option<u16> {
+        use tokio::io::AsyncReadExt;
+        loop {
+            let mut h = [0u8; 2];
+            let read = tokio::time::timeout(WAIT, self.tcp.read_exact(&mut h))
+                .await
+                .expect("a frame in time");
+            if read.is_err() {
+                return None;
+            }
+            let len = match h[1] & 0x7f {
+                126 => {
+                    let mut b = [0u8; 2];
+                    self.tcp.read_exact(&mut b).await.ok()?;
+                    u16::from_be_bytes(b) as usize
+                }
+                127 => {
+                    let mut b = [0u8; 8];
+                    self.tcp.read_exact(&mut b).await.ok()?;
+                    u64::from_be_bytes(b) as usize
+                }
+                n => n as usize,
+            };
+            let mut payload = vec![0u8; len];
+            self.tcp.read_exact(&mut payload).await.ok()?;
+            if h[0] & 0x0f == 0x8 {
+                return (payload.len() >= 2).then(|| u16::from_be_bytes([payload[0], payload[1]]));
+            }
+        }
+    }
+}
+
+/// One raw HTTP/1.1 exchange on a new connection: writes `request` (and
+/// nothing more), then reads until the server closes. The status line and
+/// headers, and the body; `None` if the connection was refused.
+pub async fn raw_http(addr: SocketAddr, request: &[u8]) -> Option<(String, String)> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut tcp = TcpStream::connect(addr).await.ok()?;
+    tcp.write_all(request).await.unwrap();
+    let mut text = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tcp.read_to_end(&mut text))
+        .await
+        .expect("the server answers and closes in time");
+    let text = String::from_utf8_lossy(&text).into_owned();
+    let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+    Some((head.to_owned(), body.to_owned()))
 }
