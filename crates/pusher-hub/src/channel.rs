@@ -1,5 +1,6 @@
-//! One channel's state: subscribers, presence members, cached event, count
-//! throttle. Everything here runs under its shard's lock.
+//! One channel's state: local subscribers, what other nodes hold of it,
+//! presence members, cached event, count throttle, delivered webhook state.
+//! Everything here runs under its shard's lock.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -11,6 +12,7 @@ use crate::cluster::NodeId;
 use crate::effects::{Delivery, Outbox};
 
 pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
 
 /// A connection subscribed to a channel.
 pub(crate) struct Subscriber {
@@ -19,7 +21,7 @@ pub(crate) struct Subscriber {
     pub(crate) user_id: Option<Arc<str>>,
 }
 
-/// A distinct user of a presence channel.
+/// A distinct user of a presence channel, anywhere in the cluster.
 pub(crate) struct MemberEntry {
     pub(crate) info: Option<RawJson>,
     /// Subscriptions of this user on this node.
@@ -36,19 +38,37 @@ impl MemberEntry {
 
 /// The last event published to a cache channel through the HTTP API.
 pub(crate) struct Cached {
+    pub(crate) event: String,
     pub(crate) data: String,
     pub(crate) frame: Bytes,
     pub(crate) expires_ms: u64,
 }
 
+/// What the webhook leader last delivered for a channel (kept only in a
+/// cluster, so that a new leader sends what a dead one had not).
+#[derive(Default)]
+pub(crate) struct Announced {
+    pub(crate) occupied: bool,
+    pub(crate) members: Set<Arc<str>>,
+}
+
+impl Announced {
+    pub(crate) fn is_empty(&self) -> bool {
+        !self.occupied && self.members.is_empty()
+    }
+}
+
 pub(crate) struct Channel {
     pub(crate) name: ChannelName,
     pub(crate) subscribers: Map<SocketId, Subscriber>,
+    /// Subscriptions on other nodes.
+    pub(crate) remote: Vec<(NodeId, u64)>,
     /// Present for presence channels only.
     pub(crate) members: Option<Map<Arc<str>, MemberEntry>>,
     pub(crate) cache: Option<Cached>,
     pub(crate) count_sent_ms: Option<u64>,
     pub(crate) count_pending: bool,
+    pub(crate) announced: Option<Box<Announced>>,
 }
 
 impl Channel {
@@ -57,14 +77,16 @@ impl Channel {
         Self {
             name,
             subscribers: Map::default(),
+            remote: Vec::new(),
             members,
             cache: None,
             count_sent_ms: None,
             count_pending: false,
+            announced: None,
         }
     }
 
-    /// Queues `frame` to every subscriber but `except`.
+    /// Queues `frame` to every local subscriber but `except`.
     pub(crate) fn fanout(&self, frame: &Bytes, except: Option<SocketId>) -> Delivery {
         let mut d = Delivery::default();
         for (id, sub) in &self.subscribers {
@@ -75,16 +97,40 @@ impl Channel {
         d
     }
 
+    /// Subscriptions in the whole cluster.
+    pub(crate) fn subscription_count(&self) -> u64 {
+        self.subscribers.len() as u64 + self.remote.iter().map(|(_, n)| n).sum::<u64>()
+    }
+
+    /// Subscribed anywhere in the cluster.
+    pub(crate) fn is_occupied(&self) -> bool {
+        !self.subscribers.is_empty() || !self.remote.is_empty()
+    }
+
+    /// Sets another node's subscriptions.
+    pub(crate) fn set_remote(&mut self, node: &NodeId, count: u64) {
+        match self.remote.iter().position(|(n, _)| n == node) {
+            Some(i) if count == 0 => {
+                self.remote.swap_remove(i);
+            }
+            Some(i) => self.remote[i].1 = count,
+            None if count > 0 => self.remote.push((node.clone(), count)),
+            None => {}
+        }
+    }
+
     /// The live cached event, if any.
     pub(crate) fn cached(&self, now: u64) -> Option<&Cached> {
         self.cache.as_ref().filter(|c| c.expires_ms > now)
     }
 
-    /// Nothing left worth keeping: no subscriber, no member, no live cache.
+    /// Nothing left worth keeping: no subscriber here or elsewhere, no
+    /// member, no live cache, no delivered webhook state to remember.
     pub(crate) fn is_idle(&self, now: u64) -> bool {
-        self.subscribers.is_empty()
+        !self.is_occupied()
             && self.members.as_ref().is_none_or(|m| m.is_empty())
             && self.cached(now).is_none()
+            && self.announced.as_ref().is_none_or(|a| a.is_empty())
     }
 
     pub(crate) fn user_count(&self) -> u64 {

@@ -24,12 +24,12 @@ pub struct Full;
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum Notification {
-    /// A channel got its first subscriber on this node.
+    /// A channel got its first subscriber (in the whole cluster).
     ChannelOccupied {
         /// The channel.
         channel: String,
     },
-    /// A channel lost its last subscriber on this node.
+    /// A channel lost its last subscriber (in the whole cluster).
     ChannelVacated {
         /// The channel.
         channel: String,
@@ -71,7 +71,7 @@ pub enum Notification {
     SubscriptionCount {
         /// The channel.
         channel: String,
-        /// Its number of subscriptions on this node.
+        /// Its number of subscriptions in the whole cluster.
         count: u64,
     },
 }
@@ -112,4 +112,14 @@ impl Delivery {
             Err(Full) => self.dropped += 1,
         }
     }
+}
+
+/// What one call into the hub caused besides frames: collected while shard
+/// locks are held, handed out once they are released (so that a sink may
+/// query the hub without deadlocking).
+#[derive(Default)]
+pub(crate) struct Effects {
+    pub(crate) delivery: Delivery,
+    pub(crate) notes: Vec<Notification>,
+    pub(crate) cluster: Vec<(u64, crate::cluster::ClusterMessage)>,
 }

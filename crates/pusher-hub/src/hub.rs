@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
@@ -14,20 +14,30 @@ use pusher_proto::{
 };
 
 use crate::channel::{Cached, Channel, Map, MemberEntry, Subscriber};
-use crate::cluster::{ClusterMessage, ClusterSink, NodeId};
+use crate::cluster::{ClusterMessage, ClusterSink, NodeId, Numbering, WireMember};
 use crate::config::HubConfig;
-use crate::effects::{Delivery, Discard, Notification, NotificationSink, Outbox};
+use crate::effects::{Delivery, Discard, Effects, Notification, NotificationSink, Outbox};
+use crate::remote::Remotes;
 use crate::session::Session;
 use crate::users::Users;
 
-struct Shard {
-    channels: Map<Arc<str>, Channel>,
+pub(crate) struct Shard {
+    pub(crate) channels: Map<Arc<str>, Channel>,
     /// Channels with a throttled subscription count waiting to be sent.
-    pending_counts: Vec<Arc<str>>,
+    pub(crate) pending_counts: Vec<Arc<str>>,
     /// When each channel last notified a cache miss. Kept apart from the
     /// channel, which is dropped when idle, so that subscribing and leaving
     /// in a loop cannot turn the 30 s throttle off.
-    cache_misses: Map<Arc<str>, u64>,
+    pub(crate) cache_misses: Map<Arc<str>, u64>,
+}
+
+/// This hub's part in a cluster.
+pub(crate) struct ClusterPart {
+    pub(crate) node: NodeId,
+    pub(crate) out: Numbering,
+    pub(crate) remotes: Mutex<Remotes>,
+    /// The current leader, as the driver last said.
+    pub(crate) leader: Mutex<Option<NodeId>>,
 }
 
 /// One app's hub: the only state shared between connections.
@@ -36,16 +46,21 @@ struct Shard {
 /// reader-writer lock: publishes take a read lock and run in parallel,
 /// subscriptions take a write lock on one shard only. Users and watchlists
 /// live behind one separate lock, touched only on sign-in and disconnect of
-/// signed-in connections.
+/// signed-in connections. In a cluster the channels also hold what the
+/// other nodes hold of them (see [`crate::cluster`]).
 pub struct Hub {
     config: HubConfig,
-    shards: Box<[RwLock<Shard>]>,
+    pub(crate) shards: Box<[RwLock<Shard>]>,
     hasher: foldhash::fast::RandomState,
-    users: Mutex<Users>,
+    pub(crate) users: Mutex<Users>,
     connections: AtomicUsize,
+    remote_connections: AtomicUsize,
     ids: SocketIdGenerator,
     sink: Arc<dyn NotificationSink>,
-    cluster: Option<(NodeId, Arc<dyn ClusterSink>)>,
+    pub(crate) cluster: Option<ClusterPart>,
+    /// Whether this node sends the webhooks that depend on the whole
+    /// cluster's state (always, alone).
+    pub(crate) leader: AtomicBool,
 }
 
 impl std::fmt::Debug for Hub {
@@ -77,10 +92,20 @@ pub struct Publish<'a> {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 #[must_use]
 pub struct PublishOutcome {
-    /// Counts per channel, computed in the same pass, when `info` asked.
+    /// Counts per channel (cluster-wide), computed in the same pass, when
+    /// `info` asked.
     pub channels: BTreeMap<String, ChannelCounts>,
     /// Frames queued and dropped.
     pub delivery: Delivery,
+}
+
+/// Where an API event was published.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Through this node's HTTP API: the other nodes are told.
+    Here,
+    /// On another node: delivered here only.
+    Remote,
 }
 
 /// A connection as the hub stores it.
@@ -110,9 +135,11 @@ impl Hub {
             hasher: foldhash::fast::RandomState::default(),
             users: Mutex::new(Users::default()),
             connections: AtomicUsize::new(0),
+            remote_connections: AtomicUsize::new(0),
             ids: SocketIdGenerator::new(0),
             sink: Arc::new(Discard),
             cluster: None,
+            leader: AtomicBool::new(true),
         }
     }
 
@@ -128,9 +155,16 @@ impl Hub {
         self
     }
 
-    /// Joins a cluster as `node`: what other nodes must learn goes to `sink`.
+    /// Joins a cluster as `node`: what the other nodes must learn goes to
+    /// `sink`, numbered and in order. Until told otherwise
+    /// ([`Hub::set_leader`]) the node considers itself the leader.
     pub fn with_cluster(mut self, node: NodeId, sink: Arc<dyn ClusterSink>) -> Self {
-        self.cluster = Some((node, sink));
+        self.cluster = Some(ClusterPart {
+            node,
+            out: Numbering::new(sink),
+            remotes: Mutex::new(Remotes::default()),
+            leader: Mutex::new(None),
+        });
         self
     }
 
@@ -139,20 +173,32 @@ impl Hub {
         &self.config
     }
 
-    /// Connections currently registered.
+    /// Connections currently registered on this node.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
     }
 
+    /// Connections of this app on the other nodes, as their heartbeats tell
+    /// it: counted against `max_connections`.
+    pub fn set_remote_connections(&self, n: usize) {
+        self.remote_connections.store(n, Ordering::Relaxed);
+    }
+
     /// Registers a connection: sends `pusher:connection_established` to its
-    /// outbox and returns its session. Over the app's quota, returns 4004
-    /// and registers nothing (the caller sends the error and closes).
+    /// outbox and returns its session. Over the app's quota (counted over
+    /// the whole cluster), returns 4004 and registers nothing (the caller
+    /// sends the error and closes).
     pub fn connect(
         self: &Arc<Self>,
         outbox: Arc<dyn Outbox>,
         now: u64,
     ) -> Result<Session, ErrorCode> {
-        let limit = self.config.limits.max_connections.unwrap_or(usize::MAX);
+        let limit = self
+            .config
+            .limits
+            .max_connections
+            .unwrap_or(usize::MAX)
+            .saturating_sub(self.remote_connections.load(Ordering::Relaxed));
         self.connections
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
                 (n < limit).then_some(n + 1)
@@ -177,21 +223,43 @@ impl Hub {
         self.connections.fetch_sub(1, Ordering::AcqRel);
     }
 
-    fn shard(&self, name: &str) -> &RwLock<Shard> {
+    pub(crate) fn shard(&self, name: &str) -> &RwLock<Shard> {
         let i = self.hasher.hash_one(name) as usize & (self.shards.len() - 1);
         &self.shards[i]
     }
 
-    fn notify(&self, n: Notification) {
-        self.sink.notify(n);
+    /// Whether this node sends the webhooks of cluster-wide state.
+    pub(crate) fn is_leader(&self) -> bool {
+        self.leader.load(Ordering::Relaxed)
     }
 
-    /// Builds and sends a message for the other nodes; without a cluster
-    /// nothing is built (the publish path allocates nothing for it).
-    fn tell_cluster(&self, message: impl FnOnce() -> ClusterMessage) {
-        if let Some((node, sink)) = &self.cluster {
-            sink.broadcast(*node, message());
+    /// Queues a notification of cluster-wide state: only the leader sends
+    /// those.
+    pub(crate) fn note(&self, fx: &mut Effects, n: Notification) {
+        if self.is_leader() {
+            fx.notes.push(n);
         }
+    }
+
+    /// Numbers a message for the other nodes (call while holding the lock
+    /// that protects what it describes); without a cluster nothing is built.
+    pub(crate) fn tell(&self, fx: &mut Effects, message: impl FnOnce() -> ClusterMessage) {
+        if let Some(c) = &self.cluster {
+            fx.cluster.push((c.out.take(), message()));
+        }
+    }
+
+    /// Hands out what a call collected, after its locks are released.
+    pub(crate) fn finish(&self, fx: Effects) -> Delivery {
+        for n in fx.notes {
+            self.sink.notify(n);
+        }
+        if let Some(c) = &self.cluster {
+            for (seq, m) in fx.cluster {
+                c.out.send(seq, m);
+            }
+        }
+        fx.delivery
     }
 
     // ----- subscriptions (called by Session) -----
@@ -205,102 +273,138 @@ impl Hub {
         member: Option<Member>,
         now: u64,
     ) -> Result<Delivery, SubscriptionError> {
-        let mut d = Delivery::default();
-        let mut shard = self.shard(name.as_str()).write();
-        let shard = &mut *shard;
-        let ch = shard
-            .channels
-            .entry(Arc::clone(name.as_arc()))
-            .or_insert_with(|| Channel::new(name.clone()));
-
-        // Presence: the member limit counts distinct users.
-        let user_id: Option<Arc<str>> = member.as_ref().map(|m| Arc::from(m.user_id.as_str()));
-        if let (Some(uid), Some(members)) = (&user_id, &ch.members)
-            && !members.contains_key(uid)
-            && members.len() >= self.config.limits.max_presence_members
+        let mut fx = Effects::default();
         {
-            if ch.is_idle(now) {
-                shard.channels.remove(name.as_str());
-            }
-            return Err(SubscriptionError {
-                kind: SubscriptionErrorKind::LimitReached,
-                error: format!(
-                    "presence channel {name} has reached its limit of {} members",
-                    self.config.limits.max_presence_members
-                ),
-                status: 403,
-            });
-        }
+            let mut guard = self.shard(name.as_str()).write();
+            let shard = &mut *guard;
+            let ch = shard
+                .channels
+                .entry(Arc::clone(name.as_arc()))
+                .or_insert_with(|| Channel::new(name.clone()));
 
-        let first_subscriber = ch.subscribers.is_empty();
-        ch.subscribers.insert(
-            conn.socket_id,
-            Subscriber {
-                outbox: Arc::clone(&conn.outbox),
-                user_id: user_id.clone(),
-            },
-        );
-        let mut added = None;
-        if let (Some(uid), Some(member), Some(members)) = (&user_id, member, ch.members.as_mut()) {
-            let entry = members
-                .entry(Arc::clone(uid))
-                .or_insert_with(|| MemberEntry {
-                    info: member.user_info.clone(),
-                    local: 0,
-                    remote: Vec::new(),
-                });
-            let new_user = entry.is_gone();
-            entry.local += 1;
-            if entry.local == 1 {
-                self.tell_cluster(|| ClusterMessage::MemberJoined {
-                    channel: name.as_str().to_owned(),
-                    member: member.clone(),
+            // Presence: the member limit counts distinct users.
+            let user_id: Option<Arc<str>> = member.as_ref().map(|m| Arc::from(m.user_id.as_str()));
+            if let (Some(uid), Some(members)) = (&user_id, &ch.members)
+                && !members.contains_key(uid)
+                && members.len() >= self.config.limits.max_presence_members
+            {
+                if ch.is_idle(now) {
+                    shard.channels.remove(name.as_str());
+                }
+                return Err(SubscriptionError {
+                    kind: SubscriptionErrorKind::LimitReached,
+                    error: format!(
+                        "presence channel {name} has reached its limit of {} members",
+                        self.config.limits.max_presence_members
+                    ),
+                    status: 403,
                 });
             }
-            if new_user {
-                added = Some(member);
-            }
-        }
 
-        d.push(&*conn.outbox, &ch.succeeded_frame());
-        // Occupied before member_added, as a webhook receiver expects.
-        if first_subscriber {
-            self.notify(Notification::ChannelOccupied {
+            let was_occupied = ch.is_occupied();
+            ch.subscribers.insert(
+                conn.socket_id,
+                Subscriber {
+                    outbox: Arc::clone(&conn.outbox),
+                    user_id: user_id.clone(),
+                },
+            );
+            let local = ch.subscribers.len() as u64;
+            self.tell(&mut fx, || ClusterMessage::Subscriptions {
                 channel: name.to_string(),
+                count: local,
             });
-        }
-        if let Some(member) = added {
-            let uid = member.user_id.clone();
-            d.add(ch.fanout(&ch.member_added_frame(member), Some(conn.socket_id)));
-            self.notify(Notification::MemberAdded {
-                channel: name.to_string(),
-                user_id: uid,
-            });
-        }
-        if name.is_cache() {
-            match ch.cached(now) {
-                Some(c) => d.push(&*conn.outbox, &c.frame),
-                None => {
-                    d.push(
-                        &*conn.outbox,
-                        &ServerFrame::CacheMiss {
-                            channel: name.to_string(),
-                        }
-                        .encode(),
-                    );
-                    let last = shard.cache_misses.get(name.as_str()).copied();
-                    let due = last.is_none_or(|t| now >= t + self.config.cache_miss_interval_ms);
-                    if due {
-                        shard.cache_misses.insert(Arc::clone(name.as_arc()), now);
-                        self.notify(Notification::CacheMiss {
-                            channel: name.to_string(),
-                        });
+            let mut added = None;
+            if let (Some(uid), Some(member), Some(members)) =
+                (&user_id, member, ch.members.as_mut())
+            {
+                let entry = members
+                    .entry(Arc::clone(uid))
+                    .or_insert_with(|| MemberEntry {
+                        info: member.user_info.clone(),
+                        local: 0,
+                        remote: Vec::new(),
+                    });
+                let new_user = entry.is_gone();
+                entry.local += 1;
+                if entry.local == 1 {
+                    self.tell(&mut fx, || ClusterMessage::Member {
+                        channel: name.to_string(),
+                        member: WireMember::from(member.clone()),
+                        present: true,
+                    });
+                }
+                if new_user {
+                    added = Some(member);
+                }
+            }
+
+            fx.delivery.push(&*conn.outbox, &ch.succeeded_frame());
+            // Occupied before member_added, as a webhook receiver expects.
+            if !was_occupied {
+                self.note(
+                    &mut fx,
+                    Notification::ChannelOccupied {
+                        channel: name.to_string(),
+                    },
+                );
+            }
+            if let Some(member) = added {
+                let uid = member.user_id.clone();
+                let frame = ch.member_added_frame(member);
+                fx.delivery.add(ch.fanout(&frame, Some(conn.socket_id)));
+                self.note(
+                    &mut fx,
+                    Notification::MemberAdded {
+                        channel: name.to_string(),
+                        user_id: uid,
+                    },
+                );
+            }
+            if name.is_cache() {
+                match ch.cached(now) {
+                    Some(c) => fx.delivery.push(&*conn.outbox, &c.frame),
+                    None => {
+                        fx.delivery.push(
+                            &*conn.outbox,
+                            &ServerFrame::CacheMiss {
+                                channel: name.to_string(),
+                            }
+                            .encode(),
+                        );
+                        self.cache_missed(&mut shard.cache_misses, name.as_arc(), now, &mut fx);
                     }
                 }
             }
+            self.count_changed(ch, &mut shard.pending_counts, now, &mut fx);
         }
-        d.add(self.count_changed(ch, &mut shard.pending_counts, now));
-        Ok(d)
+        Ok(self.finish(fx))
+    }
+
+    /// A subscriber found nothing cached: at most one `cache_miss` per
+    /// channel per interval, sent by the leader (told when it is another
+    /// node).
+    pub(crate) fn cache_missed(
+        &self,
+        misses: &mut Map<Arc<str>, u64>,
+        name: &Arc<str>,
+        now: u64,
+        fx: &mut Effects,
+    ) {
+        let last = misses.get(name).copied();
+        if last.is_some_and(|t| now < t + self.config.cache_miss_interval_ms) {
+            return;
+        }
+        misses.insert(Arc::clone(name), now);
+        if self.is_leader() {
+            fx.notes.push(Notification::CacheMiss {
+                channel: name.to_string(),
+            });
+        } else {
+            self.tell(fx, || ClusterMessage::CacheMiss {
+                channel: name.to_string(),
+            });
+        }
     }
 
     /// Answers a repeated subscribe with `subscription_succeeded` again.
@@ -320,90 +424,115 @@ impl Hub {
         name: &ChannelName,
         now: u64,
     ) -> Delivery {
-        let mut d = Delivery::default();
-        let mut shard = self.shard(name.as_str()).write();
-        let shard = &mut *shard;
-        let Some(ch) = shard.channels.get_mut(name.as_str()) else {
-            return d;
-        };
-        let Some(sub) = ch.subscribers.remove(&socket_id) else {
-            return d;
-        };
-        if let (Some(uid), Some(members)) = (sub.user_id, ch.members.as_mut())
-            && let Some(entry) = members.get_mut(&uid)
+        let mut fx = Effects::default();
         {
-            entry.local = entry.local.saturating_sub(1);
-            if entry.local == 0 {
-                self.tell_cluster(|| ClusterMessage::MemberLeft {
-                    channel: name.to_string(),
-                    user_id: uid.to_string(),
-                });
-                if entry.is_gone() {
-                    members.remove(&uid);
-                    d.add(ch.fanout(&ch.member_removed_frame(&uid), None));
-                    self.notify(Notification::MemberRemoved {
+            let mut guard = self.shard(name.as_str()).write();
+            let shard = &mut *guard;
+            let Some(ch) = shard.channels.get_mut(name.as_str()) else {
+                return Delivery::default();
+            };
+            let Some(sub) = ch.subscribers.remove(&socket_id) else {
+                return Delivery::default();
+            };
+            if let (Some(uid), Some(members)) = (sub.user_id, ch.members.as_mut())
+                && let Some(entry) = members.get_mut(&uid)
+            {
+                entry.local = entry.local.saturating_sub(1);
+                if entry.local == 0 {
+                    self.tell(&mut fx, || ClusterMessage::Member {
                         channel: name.to_string(),
-                        user_id: uid.to_string(),
+                        member: WireMember {
+                            user_id: uid.to_string(),
+                            user_info: None,
+                        },
+                        present: false,
                     });
+                    if entry.is_gone() {
+                        members.remove(&uid);
+                        fx.delivery
+                            .add(ch.fanout(&ch.member_removed_frame(&uid), None));
+                        self.note(
+                            &mut fx,
+                            Notification::MemberRemoved {
+                                channel: name.to_string(),
+                                user_id: uid.to_string(),
+                            },
+                        );
+                    }
                 }
             }
-        }
-        if ch.subscribers.is_empty() {
-            self.notify(Notification::ChannelVacated {
+            // After the member: member_removed comes before vacated.
+            let local = ch.subscribers.len() as u64;
+            self.tell(&mut fx, || ClusterMessage::Subscriptions {
                 channel: name.to_string(),
+                count: local,
             });
+            if !ch.is_occupied() {
+                self.note(
+                    &mut fx,
+                    Notification::ChannelVacated {
+                        channel: name.to_string(),
+                    },
+                );
+            }
+            self.count_changed(ch, &mut shard.pending_counts, now, &mut fx);
+            if ch.is_idle(now) {
+                shard.channels.remove(name.as_str());
+            }
         }
-        d.add(self.count_changed(ch, &mut shard.pending_counts, now));
-        if ch.is_idle(now) {
-            shard.channels.remove(name.as_str());
-        }
-        d
+        self.finish(fx)
     }
 
-    /// Announces a channel's subscription count, now or when the throttle
-    /// allows (see [`Hub::tick`]).
-    fn count_changed(&self, ch: &mut Channel, pending: &mut Vec<Arc<str>>, now: u64) -> Delivery {
+    /// Announces a channel's subscription count (cluster-wide), now or when
+    /// the throttle allows (see [`Hub::tick`]).
+    pub(crate) fn count_changed(
+        &self,
+        ch: &mut Channel,
+        pending: &mut Vec<Arc<str>>,
+        now: u64,
+        fx: &mut Effects,
+    ) {
         if !self.config.subscription_count || !ch.name.kind().has_subscription_count() {
-            return Delivery::default();
+            return;
         }
-        let small = ch.subscribers.len() <= self.config.subscription_count_threshold;
+        let small = ch.subscription_count() <= self.config.subscription_count_threshold as u64;
         let due = ch
             .count_sent_ms
             .is_none_or(|t| now >= t + self.config.subscription_count_interval_ms);
         if small || due {
-            self.send_count(ch, now)
-        } else {
-            if !ch.count_pending {
-                ch.count_pending = true;
-                pending.push(Arc::clone(ch.name.as_arc()));
-            }
-            Delivery::default()
+            self.send_count(ch, now, fx);
+        } else if !ch.count_pending {
+            ch.count_pending = true;
+            pending.push(Arc::clone(ch.name.as_arc()));
         }
     }
 
-    fn send_count(&self, ch: &mut Channel, now: u64) -> Delivery {
-        let count = ch.subscribers.len() as u64;
+    fn send_count(&self, ch: &mut Channel, now: u64, fx: &mut Effects) {
+        let count = ch.subscription_count();
         ch.count_sent_ms = Some(now);
         ch.count_pending = false;
-        self.notify(Notification::SubscriptionCount {
-            channel: ch.name.to_string(),
-            count,
-        });
+        self.note(
+            fx,
+            Notification::SubscriptionCount {
+                channel: ch.name.to_string(),
+                count,
+            },
+        );
         if ch.subscribers.is_empty() {
-            return Delivery::default();
+            return;
         }
         let frame = ServerFrame::SubscriptionCount {
             channel: ch.name.to_string(),
             count,
         }
         .encode();
-        ch.fanout(&frame, None)
+        fx.delivery.add(ch.fanout(&frame, None));
     }
 
     // ----- events -----
 
     /// Relays a client event (rules already checked by the session) to the
-    /// channel's other subscribers.
+    /// channel's other subscribers, on every node.
     pub(crate) fn client_event(
         &self,
         sender: SocketId,
@@ -412,22 +541,9 @@ impl Hub {
         data: &str,
         user_id: Option<&str>,
     ) -> Delivery {
+        let mut fx = Effects::default();
         let frame = ChannelEvent::encode_parts(event, name.as_str(), data, user_id);
-        let d = {
-            let shard = self.shard(name.as_str()).read();
-            shard
-                .channels
-                .get(name.as_str())
-                .map(|ch| ch.fanout(&frame, Some(sender)))
-        };
-        self.notify(Notification::ClientEvent {
-            channel: name.to_string(),
-            event: event.to_owned(),
-            data: data.to_owned(),
-            socket_id: sender,
-            user_id: user_id.map(str::to_owned),
-        });
-        self.tell_cluster(|| ClusterMessage::Publish {
+        self.tell(&mut fx, || ClusterMessage::Publish {
             channel: name.to_string(),
             event: event.to_owned(),
             data: data.to_owned(),
@@ -435,78 +551,108 @@ impl Hub {
             user_id: user_id.map(str::to_owned),
             from_api: false,
         });
-        d.unwrap_or_default()
+        {
+            let shard = self.shard(name.as_str()).read();
+            if let Some(ch) = shard.channels.get(name.as_str()) {
+                fx.delivery.add(ch.fanout(&frame, Some(sender)));
+            }
+        }
+        // The node the sender is on sends this webhook: no other node sees
+        // the event first.
+        fx.notes.push(Notification::ClientEvent {
+            channel: name.to_string(),
+            event: event.to_owned(),
+            data: data.to_owned(),
+            socket_id: sender,
+            user_id: user_id.map(str::to_owned),
+        });
+        self.finish(fx)
     }
 
     /// Publishes an HTTP API event: each channel's frame is encoded once and
-    /// its bytes shared by every recipient; cache channels keep it.
+    /// its bytes shared by every recipient; cache channels keep it. In a
+    /// cluster each channel's event crosses the bus once.
     pub fn publish(&self, p: &Publish<'_>, now: u64) -> PublishOutcome {
         let mut out = PublishOutcome::default();
+        let mut fx = Effects::default();
         for name in p.channels {
             let frame = ChannelEvent::encode_parts(p.event, name.as_str(), p.data, None);
             let counts = self.deliver(
                 name,
                 &frame,
+                Origin::Here,
+                p.event,
                 p.data,
                 p.except,
-                true,
                 p.info,
                 now,
-                &mut out.delivery,
+                &mut fx,
             );
             if p.info.user_count || p.info.subscription_count {
                 out.channels.insert(name.to_string(), counts);
             }
-            self.tell_cluster(|| ClusterMessage::Publish {
-                channel: name.to_string(),
-                event: p.event.to_owned(),
-                data: p.data.to_owned(),
-                except: p.except,
-                user_id: None,
-                from_api: true,
-            });
         }
+        out.delivery = self.finish(fx);
         out
     }
 
-    /// Delivers one encoded event on one channel, caching it when asked.
+    /// Delivers one encoded API event on one channel to local subscribers,
+    /// keeping it when it is a cache channel's; an event published here is
+    /// also told to the other nodes.
     #[allow(clippy::too_many_arguments)]
-    fn deliver(
+    pub(crate) fn deliver(
         &self,
         name: &ChannelName,
         frame: &Bytes,
+        origin: Origin,
+        event: &str,
         data: &str,
         except: Option<SocketId>,
-        cache: bool,
         info: InfoRequest,
         now: u64,
-        d: &mut Delivery,
+        fx: &mut Effects,
     ) -> ChannelCounts {
         let counts = |ch: Option<&Channel>| ChannelCounts {
             user_count: (info.user_count && name.kind().is_presence())
                 .then(|| ch.map_or(0, Channel::user_count)),
             subscription_count: info
                 .subscription_count
-                .then(|| ch.map_or(0, |c| c.subscribers.len() as u64)),
+                .then(|| ch.map_or(0, Channel::subscription_count)),
         };
-        if cache && name.is_cache() {
+        let tell = |fx: &mut Effects| {
+            if origin == Origin::Here {
+                self.tell(fx, || ClusterMessage::Publish {
+                    channel: name.to_string(),
+                    event: event.to_owned(),
+                    data: data.to_owned(),
+                    except,
+                    user_id: None,
+                    from_api: true,
+                });
+            }
+        };
+        if name.is_cache() {
             let mut shard = self.shard(name.as_str()).write();
+            // Numbered under the lock: every node keeps the same last event.
+            tell(fx);
             let ch = shard
                 .channels
                 .entry(Arc::clone(name.as_arc()))
                 .or_insert_with(|| Channel::new(name.clone()));
             ch.cache = Some(Cached {
+                event: event.to_owned(),
                 data: data.to_owned(),
                 frame: frame.clone(),
                 expires_ms: now + self.config.cache_ttl_ms,
             });
-            d.add(ch.fanout(frame, except));
+            fx.delivery.add(ch.fanout(frame, except));
             counts(Some(ch))
         } else {
+            tell(fx);
             let shard = self.shard(name.as_str()).read();
             let ch = shard.channels.get(name.as_str());
             if let Some(ch) = ch {
-                d.add(ch.fanout(frame, except));
+                fx.delivery.add(ch.fanout(frame, except));
             }
             counts(ch)
         }
@@ -520,7 +666,19 @@ impl Hub {
         user_id: &Arc<str>,
         watchlist: &[Arc<str>],
     ) -> Delivery {
-        self.users.lock().signin(conn, user_id, watchlist)
+        let mut fx = Effects::default();
+        {
+            let mut users = self.users.lock();
+            let (d, first) = users.signin(conn, user_id, watchlist);
+            fx.delivery.add(d);
+            if first {
+                self.tell(&mut fx, || ClusterMessage::User {
+                    user_id: user_id.to_string(),
+                    online: true,
+                });
+            }
+        }
+        self.finish(fx)
     }
 
     pub(crate) fn signout(
@@ -529,21 +687,34 @@ impl Hub {
         user_id: &Arc<str>,
         watchlist: &[Arc<str>],
     ) -> Delivery {
-        self.users.lock().signout(socket_id, user_id, watchlist)
+        let mut fx = Effects::default();
+        {
+            let mut users = self.users.lock();
+            let (d, last) = users.signout(socket_id, user_id, watchlist);
+            fx.delivery.add(d);
+            if last {
+                self.tell(&mut fx, || ClusterMessage::User {
+                    user_id: user_id.to_string(),
+                    online: false,
+                });
+            }
+        }
+        self.finish(fx)
     }
 
-    /// Closes every signed-in connection of `user_id` on this node (and asks
-    /// other nodes to do the same): `pusher:error` 4009, then close 4009.
-    /// Returns how many local connections were told.
+    /// Closes every signed-in connection of `user_id`, on every node:
+    /// `pusher:error` 4009, then close 4009. Returns how many local
+    /// connections were told.
     pub fn terminate_user(&self, user_id: &str) -> usize {
-        let n = self.terminate_local(user_id);
-        self.tell_cluster(|| ClusterMessage::TerminateUser {
+        let mut fx = Effects::default();
+        self.tell(&mut fx, || ClusterMessage::Terminate {
             user_id: user_id.to_owned(),
         });
-        n
+        let _ = self.finish(fx);
+        self.terminate_local(user_id)
     }
 
-    fn terminate_local(&self, user_id: &str) -> usize {
+    pub(crate) fn terminate_local(&self, user_id: &str) -> usize {
         let conns = self.users.lock().connections_of(user_id);
         let frame =
             ServerFrame::error_with(ErrorCode::Unauthorized, "You got disconnected by the app.")
@@ -555,15 +726,15 @@ impl Hub {
         conns.len()
     }
 
-    /// Whether `user_id` is signed in on this node.
+    /// Whether `user_id` is signed in anywhere in the cluster.
     pub fn is_online(&self, user_id: &str) -> bool {
         self.users.lock().is_online(user_id)
     }
 
     // ----- queries -----
 
-    /// Occupied channels whose name starts with `prefix`, with the counts
-    /// `info` asks for.
+    /// Occupied channels (anywhere in the cluster) whose name starts with
+    /// `prefix`, with the counts `info` asks for.
     pub fn channels(&self, prefix: &str, info: InfoRequest) -> BTreeMap<String, ChannelCounts> {
         let mut out = BTreeMap::new();
         for shard in self.shards.iter() {
@@ -571,7 +742,7 @@ impl Hub {
             for ch in shard.channels.values() {
                 // Per-user channels are internal: listing them would reveal
                 // who is signed in.
-                if ch.subscribers.is_empty()
+                if !ch.is_occupied()
                     || ch.name.kind() == ChannelKind::ServerToUser
                     || !ch.name.as_str().starts_with(prefix)
                 {
@@ -584,7 +755,7 @@ impl Hub {
                             .then(|| ch.user_count()),
                         subscription_count: info
                             .subscription_count
-                            .then_some(ch.subscribers.len() as u64),
+                            .then(|| ch.subscription_count()),
                     },
                 );
             }
@@ -592,7 +763,7 @@ impl Hub {
         out
     }
 
-    /// One channel's state, with what `info` asks for.
+    /// One channel's state (cluster-wide), with what `info` asks for.
     pub fn channel_info(
         &self,
         name: &ChannelName,
@@ -602,12 +773,12 @@ impl Hub {
         let shard = self.shard(name.as_str()).read();
         let ch = shard.channels.get(name.as_str());
         ChannelInfoResponse {
-            occupied: ch.is_some_and(|c| !c.subscribers.is_empty()),
+            occupied: ch.is_some_and(Channel::is_occupied),
             user_count: (info.user_count && name.kind().is_presence())
                 .then(|| ch.map_or(0, Channel::user_count)),
             subscription_count: info
                 .subscription_count
-                .then(|| ch.map_or(0, |c| c.subscribers.len() as u64)),
+                .then(|| ch.map_or(0, Channel::subscription_count)),
             cache: if info.cache {
                 ch.and_then(|c| c.cached(now)).map(|c| CacheInfo {
                     data: c.data.clone(),
@@ -619,7 +790,7 @@ impl Hub {
         }
     }
 
-    /// Distinct user ids of a presence channel.
+    /// Distinct user ids of a presence channel, cluster-wide.
     pub fn users(&self, name: &ChannelName) -> Vec<String> {
         let shard = self.shard(name.as_str()).read();
         let mut ids: Vec<String> = shard
@@ -632,8 +803,8 @@ impl Hub {
         ids
     }
 
-    /// Number of channels the hub holds state for (subscribed, with
-    /// members, or with a live cache).
+    /// Number of channels the hub holds state for (subscribed here or
+    /// elsewhere, with members, a live cache or delivered webhook state).
     pub fn channel_count(&self) -> usize {
         self.shards.iter().map(|s| s.read().channels.len()).sum()
     }
@@ -651,7 +822,7 @@ impl Hub {
     /// Runs the hub's timers; call about once a second. Sends throttled
     /// subscription counts that are due and forgets expired caches.
     pub fn tick(&self, now: u64) -> Delivery {
-        let mut d = Delivery::default();
+        let mut fx = Effects::default();
         for shard in self.shards.iter() {
             let mut shard = shard.write();
             let shard = &mut *shard;
@@ -667,7 +838,7 @@ impl Hub {
                     .count_sent_ms
                     .is_none_or(|t| now >= t + self.config.subscription_count_interval_ms)
                 {
-                    d.add(self.send_count(ch, now));
+                    self.send_count(ch, now, &mut fx);
                 } else {
                     still.push(name);
                 }
@@ -682,117 +853,6 @@ impl Hub {
                 !ch.is_idle(now)
             });
         }
-        d
-    }
-
-    // ----- cluster -----
-
-    /// Applies a message from another node to local connections only.
-    pub fn handle_remote(&self, from: NodeId, message: ClusterMessage, now: u64) -> Delivery {
-        let mut d = Delivery::default();
-        match message {
-            ClusterMessage::Publish {
-                channel,
-                event,
-                data,
-                except,
-                user_id,
-                from_api,
-            } => {
-                let Ok(name) = ChannelName::with_max_len(&channel, usize::MAX) else {
-                    return d;
-                };
-                let frame = ChannelEvent::encode_parts(&event, &channel, &data, user_id.as_deref());
-                let _ = self.deliver(
-                    &name,
-                    &frame,
-                    &data,
-                    except,
-                    from_api,
-                    InfoRequest::default(),
-                    now,
-                    &mut d,
-                );
-            }
-            ClusterMessage::MemberJoined { channel, member } => {
-                let Ok(name) = ChannelName::with_max_len(&channel, usize::MAX) else {
-                    return d;
-                };
-                if !name.kind().is_presence() {
-                    return d;
-                }
-                let mut shard = self.shard(&channel).write();
-                let ch = shard
-                    .channels
-                    .entry(Arc::clone(name.as_arc()))
-                    .or_insert_with(|| Channel::new(name.clone()));
-                let members = ch.members.get_or_insert_with(Map::default);
-                let entry = members
-                    .entry(Arc::from(member.user_id.as_str()))
-                    .or_insert_with(|| MemberEntry {
-                        info: member.user_info.clone(),
-                        local: 0,
-                        remote: Vec::new(),
-                    });
-                let new_user = entry.is_gone();
-                if !entry.remote.contains(&from) {
-                    entry.remote.push(from);
-                }
-                if new_user {
-                    d.add(ch.fanout(&ch.member_added_frame(member), None));
-                }
-            }
-            ClusterMessage::MemberLeft { channel, user_id } => {
-                d.add(self.remote_member_left(&channel, &user_id, from, now));
-            }
-            ClusterMessage::TerminateUser { user_id } => {
-                self.terminate_local(&user_id);
-            }
-        }
-        d
-    }
-
-    fn remote_member_left(&self, channel: &str, user_id: &str, from: NodeId, now: u64) -> Delivery {
-        let mut d = Delivery::default();
-        let mut shard = self.shard(channel).write();
-        let Some(ch) = shard.channels.get_mut(channel) else {
-            return d;
-        };
-        let Some(members) = ch.members.as_mut() else {
-            return d;
-        };
-        let Some(entry) = members.get_mut(user_id) else {
-            return d;
-        };
-        entry.remote.retain(|n| *n != from);
-        if entry.is_gone() {
-            members.remove(user_id);
-            d.add(ch.fanout(&ch.member_removed_frame(user_id), None));
-        }
-        if ch.is_idle(now) {
-            shard.channels.remove(channel);
-        }
-        d
-    }
-
-    /// Forgets everything a node said (it left or died): its presence
-    /// members leave, with `member_removed` where no one else holds them.
-    pub fn remove_node(&self, node: NodeId, now: u64) -> Delivery {
-        let mut d = Delivery::default();
-        let mut gone = Vec::new();
-        for shard in self.shards.iter() {
-            let shard = shard.read();
-            for ch in shard.channels.values() {
-                for (uid, e) in ch.members.iter().flatten() {
-                    if e.remote.contains(&node) {
-                        gone.push((ch.name.to_string(), uid.to_string()));
-                    }
-                }
-            }
-        }
-        for (channel, uid) in gone {
-            d.add(self.remote_member_left(&channel, &uid, node, now));
-        }
-        d
+        self.finish(fx)
     }
 }

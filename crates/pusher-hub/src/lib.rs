@@ -49,12 +49,21 @@ mod cluster;
 mod config;
 mod effects;
 mod hub;
+mod membership;
+mod node;
+mod remote;
 mod session;
 mod users;
 
 pub use api::{ApiCall, ApiError, ApiResponse, ApiRoute, ApiTarget, AppRef};
-pub use cluster::{ClusterMessage, ClusterSink, NodeId};
+pub use cluster::{
+    Announced, CachedEvent, ChannelState, ClusterMessage, ClusterSink, NodeId, Snapshot, Wire,
+    WireMember,
+};
 pub use config::{HubConfig, Limits};
 pub use effects::{Delivery, Discard, Full, Notification, NotificationSink, Outbox};
 pub use hub::{Hub, Publish, PublishOutcome};
+pub use membership::{Membership, MembershipChange};
+pub use node::{AppSink, ClusterNode, NodeOutcome};
+pub use remote::RemoteOutcome;
 pub use session::{Action, Session};

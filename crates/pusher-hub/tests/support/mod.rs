@@ -1,6 +1,9 @@
 //! Shared test support: a recording outbox, a recording notification sink,
-//! and helpers that build signed frames.
+//! and helpers that build signed frames; `sim`, a cluster on an in-memory
+//! bus.
 #![allow(dead_code, unreachable_pub)]
+
+pub mod sim;
 
 use std::sync::{Arc, Mutex};
 
