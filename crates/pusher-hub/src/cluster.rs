@@ -304,6 +304,19 @@ impl Wire {
         serde_json::from_slice(bytes)
     }
 
+    /// Several messages as one bus payload (a JSON array).
+    pub fn encode_batch(messages: &[Wire]) -> Vec<u8> {
+        serde_json::to_vec(messages).unwrap_or_default()
+    }
+
+    /// Decodes a bus payload of [`Wire::encode_batch`].
+    ///
+    /// # Errors
+    /// The bytes are not messages of this version of the protocol.
+    pub fn decode_batch(bytes: &[u8]) -> Result<Vec<Self>, serde_json::Error> {
+        serde_json::from_slice(bytes)
+    }
+
     /// The node that sent it.
     pub fn from(&self) -> &NodeId {
         match self {

@@ -76,17 +76,33 @@ pub fn hub_config(app: &AppConfig, server: &ServerConfig) -> HubConfig {
     c
 }
 
+/// What every app's hub and webhook task are built with.
+pub(crate) struct Context<'a> {
+    pub(crate) server: &'a ServerConfig,
+    pub(crate) metrics: &'a Arc<Metrics>,
+    /// Socket id seed (each app adds its index).
+    pub(crate) seed: u64,
+    pub(crate) shutdown: &'a watch::Receiver<bool>,
+    pub(crate) alive: &'a Alive,
+    /// This node's cluster identity and queue, in a cluster.
+    pub(crate) cluster: Option<&'a crate::cluster::Prepared>,
+    /// The hub clock's origin.
+    pub(crate) origin: std::time::Instant,
+}
+
 impl Apps {
     /// Builds every app's hub, and starts the webhook task of each app that
     /// has webhooks (inside a tokio runtime).
-    pub(crate) fn new(
-        apps: &[AppConfig],
-        server: &ServerConfig,
-        metrics: &Arc<Metrics>,
-        seed: u64,
-        shutdown: &watch::Receiver<bool>,
-        alive: &Alive,
-    ) -> Self {
+    pub(crate) fn new(apps: &[AppConfig], cx: &Context<'_>) -> Self {
+        let Context {
+            server,
+            metrics,
+            seed,
+            shutdown,
+            alive,
+            cluster,
+            origin,
+        } = *cx;
         let mut out = Self::default();
         for (i, app) in apps.iter().enumerate() {
             let m = metrics.app(&app.id);
@@ -96,20 +112,23 @@ impl Apps {
                 let (tx, rx) = mpsc::channel(server.webhooks.queue_capacity);
                 (Some(WebhookSink::new(tx, m.clone())), Some(rx))
             };
-            let hub = Arc::new(
-                Hub::new(hub_config(app, server))
-                    .with_seed(seed.wrapping_add(i as u64))
-                    .with_notifications(Arc::new(Notifications {
-                        metrics: m.clone(),
-                        webhooks,
-                    })),
-            );
+            let mut hub = Hub::new(hub_config(app, server))
+                .with_seed(seed.wrapping_add(i as u64))
+                .with_notifications(Arc::new(Notifications {
+                    metrics: m.clone(),
+                    webhooks,
+                }));
+            if let Some(c) = cluster {
+                hub = hub.with_cluster(c.me.clone(), c.sink(&app.id));
+            }
+            let hub = Arc::new(hub);
             if let Some(rx) = rx {
                 tokio::spawn(webhooks::run(
                     app.clone(),
                     server.webhooks.clone(),
                     m.clone(),
                     hub.clone(),
+                    origin,
                     rx,
                     shutdown.clone(),
                     alive.clone(),

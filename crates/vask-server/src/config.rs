@@ -16,6 +16,75 @@ pub struct Config {
     /// The apps this server hosts. Empty: the built-in development app.
     #[serde(default)]
     pub apps: Vec<AppConfig>,
+    /// Run as one node of a cluster (absent: one node alone).
+    #[serde(default)]
+    pub cluster: Option<ClusterConfig>,
+}
+
+/// One node of a cluster over Redis pub/sub or NATS.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterConfig {
+    /// `redis://`, `rediss://` or `nats://` (`tls://` for NATS over TLS);
+    /// a password may be in the URL.
+    pub url: String,
+    /// This node's name (default: random at start).
+    #[serde(default)]
+    pub node_id: Option<String>,
+    /// Namespace of every Redis channel or NATS subject, so that several
+    /// deployments can share one engine.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// How often a node says it is alive, in milliseconds.
+    #[serde(default = "default_heartbeat_ms")]
+    pub heartbeat_ms: u64,
+    /// A node silent this long (milliseconds) is dead: its connections are
+    /// removed everywhere.
+    #[serde(default = "default_node_timeout_ms")]
+    pub node_timeout_ms: u64,
+}
+
+fn default_prefix() -> String {
+    "vask".into()
+}
+fn default_heartbeat_ms() -> u64 {
+    1000
+}
+fn default_node_timeout_ms() -> u64 {
+    5000
+}
+
+impl ClusterConfig {
+    /// A cluster on `url` with every other setting at its default.
+    pub fn new(url: impl Into<String>) -> Self {
+        Self {
+            url: url.into(),
+            node_id: None,
+            prefix: default_prefix(),
+            heartbeat_ms: default_heartbeat_ms(),
+            node_timeout_ms: default_node_timeout_ms(),
+        }
+    }
+
+    /// The URL with its password replaced by `***`, for logs.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.url)
+    }
+}
+
+/// `scheme://user:password@host` → `scheme://user:***@host`.
+pub(crate) fn redact(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let (auth, host) = match rest.rsplit_once('@') {
+        Some(parts) => parts,
+        None => return url.to_owned(),
+    };
+    match auth.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => format!("{scheme}://***@{host}"),
+    }
 }
 
 /// Listener and process-wide settings.
@@ -358,6 +427,12 @@ pub struct Cli {
     /// PEM private key of --tls-cert.
     #[arg(long, env = "VASK_TLS_KEY", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Join a cluster: redis://HOST:PORT, rediss://..., or nats://HOST:PORT.
+    #[arg(long, env = "VASK_CLUSTER")]
+    pub cluster: Option<String>,
+    /// This node's name in the cluster [default: random].
+    #[arg(long, env = "VASK_NODE_ID")]
+    pub node_id: Option<String>,
 }
 
 impl Config {
@@ -383,8 +458,20 @@ impl Config {
             None => Self {
                 server: ServerConfig::default(),
                 apps: Vec::new(),
+                cluster: None,
             },
         };
+        if let Some(url) = &cli.cluster {
+            let c = config
+                .cluster
+                .get_or_insert_with(|| ClusterConfig::new(url.clone()));
+            c.url = url.clone();
+        }
+        if let Some(node) = &cli.node_id
+            && let Some(c) = &mut config.cluster
+        {
+            c.node_id = Some(node.clone());
+        }
         if let Some(host) = &cli.host {
             config.server.host = host.clone();
         }
@@ -460,6 +547,9 @@ impl Config {
         }
         if let Some(ca) = &s.webhooks.ca_file {
             crate::tls::webhook_client_config(Some(ca))?;
+        }
+        if let Some(c) = &self.cluster {
+            validate_cluster(c)?;
         }
         let mut ids = std::collections::HashSet::new();
         let mut keys = std::collections::HashSet::new();
@@ -564,6 +654,49 @@ impl Config {
     }
 }
 
+fn validate_cluster(c: &ClusterConfig) -> Result<(), ConfigError> {
+    let scheme = c.url.split_once("://").map(|(s, _)| s);
+    if !matches!(scheme, Some("redis" | "rediss" | "nats" | "tls")) {
+        return Err(invalid(
+            "cluster.url",
+            format!(
+                "{:?} must start with redis://, rediss:// or nats:// (tls:// for NATS over TLS)",
+                c.redacted_url()
+            ),
+        ));
+    }
+    let name_ok = |s: &str, max: usize| {
+        !s.is_empty()
+            && s.len() <= max
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'))
+    };
+    if let Some(id) = &c.node_id
+        && !name_ok(id, 64)
+    {
+        return Err(invalid(
+            "cluster.node_id",
+            "must be 1 to 64 characters of A-Z a-z 0-9 - _ .",
+        ));
+    }
+    if !name_ok(&c.prefix, 64) {
+        return Err(invalid(
+            "cluster.prefix",
+            "must be 1 to 64 characters of A-Z a-z 0-9 - _ .",
+        ));
+    }
+    if c.heartbeat_ms == 0 {
+        return Err(invalid("cluster.heartbeat_ms", "must be greater than 0"));
+    }
+    if c.node_timeout_ms < 2 * c.heartbeat_ms {
+        return Err(invalid(
+            "cluster.node_timeout_ms",
+            "must be at least twice heartbeat_ms",
+        ));
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -610,6 +743,48 @@ mod tests {
         assert_eq!(c.server.port, 7000);
         assert_eq!(c.apps.len(), 1);
         assert_eq!(c.apps[0].id, "42");
+    }
+
+    #[test]
+    fn cluster_settings_are_validated() {
+        let c = parse("[cluster]\nurl = \"redis://:pw@127.0.0.1:6379\"\n").unwrap();
+        let cluster = c.cluster.unwrap();
+        assert_eq!(cluster.prefix, "vask");
+        assert_eq!(cluster.redacted_url(), "redis://:***@127.0.0.1:6379");
+        for (text, field) in [
+            ("[cluster]\nurl = \"http://x\"\n", "cluster.url"),
+            (
+                "[cluster]\nurl = \"nats://x\"\nnode_id = \"a b\"\n",
+                "cluster.node_id",
+            ),
+            (
+                "[cluster]\nurl = \"nats://x\"\nprefix = \"\"\n",
+                "cluster.prefix",
+            ),
+            (
+                "[cluster]\nurl = \"nats://x\"\nheartbeat_ms = 1000\nnode_timeout_ms = 1500\n",
+                "cluster.node_timeout_ms",
+            ),
+        ] {
+            let e = parse(text).unwrap_err().to_string();
+            assert!(e.contains(field), "{e}");
+        }
+        assert_eq!(
+            redact("nats://user:secret@h:4222"),
+            "nats://user:***@h:4222"
+        );
+        assert_eq!(redact("redis://h:6379"), "redis://h:6379");
+        assert!(
+            !format!(
+                "{:?}",
+                parse("[cluster]\nurl = \"redis://:pw@h\"\n")
+                    .unwrap()
+                    .cluster
+                    .unwrap()
+                    .redacted_url()
+            )
+            .contains("pw")
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 
 mod api;
 pub mod apps;
+mod cluster;
 pub mod config;
 pub mod metrics;
 mod outbox;
@@ -24,5 +25,6 @@ mod tls;
 mod webhooks;
 mod ws;
 
-pub use config::{AppConfig, Cli, Config, ConfigError};
+pub use cluster::{Cluster, ClusterStatus};
+pub use config::{AppConfig, Cli, ClusterConfig, Config, ConfigError};
 pub use server::{Running, State, start};

@@ -108,12 +108,7 @@ async fn main() {
     let server = match vask_server::start(config.clone()).await {
         Ok(s) => s,
         Err(e) => {
-            let _ = writeln!(
-                std::io::stderr(),
-                "vask-server: cannot listen on {}:{}: {e}",
-                config.server.host,
-                config.server.port
-            );
+            let _ = writeln!(std::io::stderr(), "vask-server: {e}");
             std::process::exit(1);
         }
     };

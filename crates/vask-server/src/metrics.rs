@@ -45,6 +45,19 @@ pub struct Metrics {
     errors: Family<AppReason, Counter>,
     http_requests: Family<Status, Counter>,
     refused: Family<Reason, Counter>,
+    cluster_dropped_family: Family<Reason, Counter>,
+    /// 1 while the cluster bus is connected.
+    pub cluster_up: Gauge,
+    /// Live nodes, this one included.
+    pub cluster_nodes: Gauge,
+    /// Cluster messages sent.
+    pub cluster_messages_out: Counter,
+    /// Cluster messages received.
+    pub cluster_messages_in: Counter,
+    /// Snapshots asked of other nodes (after a gap or a join).
+    pub cluster_resyncs: Counter,
+    /// Nodes removed after silence or goodbye.
+    pub cluster_node_deaths: Counter,
     webhooks_sent: Family<App, Counter>,
     webhook_attempts_failed: Family<App, Counter>,
 }
@@ -93,6 +106,13 @@ impl Default for Metrics {
             errors: Family::default(),
             http_requests: Family::default(),
             refused: Family::default(),
+            cluster_dropped_family: Family::default(),
+            cluster_up: Gauge::default(),
+            cluster_nodes: Gauge::default(),
+            cluster_messages_out: Counter::default(),
+            cluster_messages_in: Counter::default(),
+            cluster_resyncs: Counter::default(),
+            cluster_node_deaths: Counter::default(),
             webhooks_sent: Family::default(),
             webhook_attempts_failed: Family::default(),
             registry: Registry::default(),
@@ -163,6 +183,41 @@ impl Default for Metrics {
             m.refused.clone(),
         );
         registry.register(
+            "cluster_up",
+            "1 while the cluster bus is connected",
+            m.cluster_up.clone(),
+        );
+        registry.register(
+            "cluster_nodes",
+            "Live cluster nodes, this one included",
+            m.cluster_nodes.clone(),
+        );
+        registry.register(
+            "cluster_messages_out",
+            "Cluster messages sent",
+            m.cluster_messages_out.clone(),
+        );
+        registry.register(
+            "cluster_messages_in",
+            "Cluster messages received",
+            m.cluster_messages_in.clone(),
+        );
+        registry.register(
+            "cluster_dropped",
+            "Cluster messages not sent or not understood, by reason",
+            m.cluster_dropped_family.clone(),
+        );
+        registry.register(
+            "cluster_resyncs",
+            "Snapshots asked of other nodes",
+            m.cluster_resyncs.clone(),
+        );
+        registry.register(
+            "cluster_node_deaths",
+            "Cluster nodes removed after silence or goodbye",
+            m.cluster_node_deaths.clone(),
+        );
+        registry.register(
             "webhooks_sent",
             "Webhook requests delivered (2xx)",
             m.webhooks_sent.clone(),
@@ -214,6 +269,15 @@ impl Metrics {
                 reason: reason.to_owned(),
             })
             .inc();
+    }
+
+    /// Counts cluster messages lost, by reason.
+    pub fn cluster_dropped(&self, reason: &str, n: u64) {
+        self.cluster_dropped_family
+            .get_or_create(&Reason {
+                reason: reason.to_owned(),
+            })
+            .inc_by(n);
     }
 
     /// The Prometheus text exposition.

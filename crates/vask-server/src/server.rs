@@ -50,6 +50,8 @@ pub struct State {
     pub(crate) http_saturated: AtomicBool,
     /// Set when the listener serves TLS.
     pub(crate) tls: Option<crate::tls::Acceptor>,
+    /// Set when this server is a node of a cluster.
+    pub cluster: Option<crate::cluster::Cluster>,
 }
 
 /// Held by every connection task; shutdown waits until all are dropped.
@@ -107,8 +109,6 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         ),
         None => None,
     };
-    let listener = TcpListener::bind((config.server.host.as_str(), config.server.port)).await?;
-    let addr = listener.local_addr()?;
     let metrics = Arc::new(Metrics::default());
     let seed = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -118,19 +118,54 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
     let (shutdown_tx, shutdown_rx) = watch::channel(false);
     let (closing_tx, closing_rx) = watch::channel(false);
     let (alive_tx, alive_rx) = mpsc::channel(1);
+    let prepared = config.cluster.as_ref().map(crate::cluster::Prepared::new);
+    let start = Instant::now();
     let apps = Apps::new(
         &config.apps,
-        &config.server,
-        &metrics,
-        seed,
-        &shutdown_rx,
-        &alive_tx,
+        &crate::apps::Context {
+            server: &config.server,
+            metrics: &metrics,
+            seed,
+            shutdown: &shutdown_rx,
+            alive: &alive_tx,
+            cluster: prepared.as_ref(),
+            origin: start,
+        },
     );
+    // A cluster node refuses to start when its engine cannot be reached,
+    // and answers only once it knows the cluster's state.
+    let cluster = match (&config.cluster, prepared) {
+        (Some(c), Some(prepared)) => {
+            let hubs = apps
+                .iter()
+                .map(|a| (a.config.id.clone(), a.hub.clone()))
+                .collect();
+            let clock = crate::cluster::Clock { origin: start };
+            let cluster = crate::cluster::start(
+                c,
+                prepared,
+                hubs,
+                metrics.clone(),
+                clock,
+                closing_rx.clone(),
+                alive_tx.clone(),
+            )
+            .await
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::ConnectionRefused, e))?;
+            Some(cluster)
+        }
+        _ => None,
+    };
+    let (host, port) = (config.server.host.as_str(), config.server.port);
+    let listener = TcpListener::bind((host, port)).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {host}:{port}: {e}"))
+    })?;
+    let addr = listener.local_addr()?;
     let state = Arc::new(State {
         apps,
         config: config.server.clone(),
         metrics,
-        start: Instant::now(),
+        start,
         shutdown: shutdown_rx,
         closing: closing_rx,
         accepting: AtomicBool::new(true),
@@ -139,6 +174,7 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         )),
         http_saturated: AtomicBool::new(false),
         tls,
+        cluster,
     });
     let task = tokio::spawn(run(listener, state.clone(), closing_tx, alive_tx, alive_rx));
     Ok(Running {
@@ -320,10 +356,20 @@ async fn handle(
     let path = req.uri().path();
     let resp = match (req.method(), path) {
         (&Method::GET, "/up") => {
+            // A lost cluster bus keeps 200: the node serves its own
+            // connections, and draining every node at once would be worse.
+            let cluster = state
+                .cluster
+                .as_ref()
+                .map(|c| format!("\n{}", c.status.describe()))
+                .unwrap_or_default();
             if state.accepting.load(Ordering::SeqCst) {
-                text(StatusCode::OK, "OK")
+                text(StatusCode::OK, format!("OK{cluster}"))
             } else {
-                text(StatusCode::SERVICE_UNAVAILABLE, "shutting down")
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("shutting down{cluster}"),
+                )
             }
         }
         (&Method::GET, "/metrics") => {

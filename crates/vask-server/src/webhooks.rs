@@ -104,6 +104,10 @@ fn wants(target: &WebhookConfig, e: &WebhookEvent) -> bool {
             .is_none_or(|p| e.channel().ends_with(p))
 }
 
+/// A held event: when it is due, and its arrival order (so that events due
+/// together leave in the order they came).
+type Held = (Instant, u64, WebhookEvent);
+
 #[derive(Clone, Hash, PartialEq, Eq)]
 enum HoldKey {
     Channel(String),
@@ -129,6 +133,8 @@ fn jitter(delay: Duration) -> Duration {
 
 struct Sender {
     app: AppConfig,
+    hub: Arc<Hub>,
+    origin: std::time::Instant,
     settings: WebhookSettings,
     metrics: AppMetrics,
     client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
@@ -154,17 +160,21 @@ fn https_client(settings: &WebhookSettings) -> Client<HttpsConnector<HttpConnect
 }
 
 /// One app's webhook task. Holds `alive` so shutdown waits for its flush.
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
     app: AppConfig,
     settings: WebhookSettings,
     metrics: AppMetrics,
     hub: Arc<Hub>,
+    origin: std::time::Instant,
     mut rx: mpsc::Receiver<WebhookEvent>,
     mut shutdown: watch::Receiver<bool>,
     alive: Alive,
 ) {
     let sender = Arc::new(Sender {
         app,
+        hub: hub.clone(),
+        origin,
         settings: settings.clone(),
         metrics,
         client: https_client(&settings),
@@ -172,14 +182,15 @@ pub(crate) async fn run(
     });
     let hold = Duration::from_millis(settings.hold_ms);
     let batch_window = Duration::from_millis(settings.batch_ms);
-    let mut held: HashMap<HoldKey, (Instant, WebhookEvent)> = HashMap::new();
+    let mut held: HashMap<HoldKey, Held> = HashMap::new();
+    let mut arrivals = 0u64;
     let mut batch: Vec<WebhookEvent> = Vec::new();
     let mut batch_due: Option<Instant> = None;
     let mut deliveries = JoinSet::new();
     let mut stopping = false;
 
     loop {
-        let next_hold = held.values().map(|(t, _)| *t).min();
+        let next_hold = held.values().map(|(t, _, _)| *t).min();
         let next = [next_hold, batch_due].into_iter().flatten().min();
         let idle = if stopping {
             Some(Instant::now() + Duration::from_millis(100))
@@ -190,7 +201,7 @@ pub(crate) async fn run(
         tokio::select! {
             ev = rx.recv() => match ev {
                 Some(ev) => {
-                    if let Some(ev) = accept(&mut held, ev, if stopping { Duration::ZERO } else { hold }) {
+                    if let Some(ev) = accept(&mut held, ev, if stopping { Duration::ZERO } else { hold }, &mut arrivals) {
                         if batch.is_empty() {
                             batch_due = Some(Instant::now() + batch_window);
                         }
@@ -216,13 +227,14 @@ pub(crate) async fn run(
             Some(_) = deliveries.join_next(), if !deliveries.is_empty() => {}
         }
         let now = Instant::now();
-        let due: Vec<HoldKey> = held
+        let mut due: Vec<(Instant, u64, HoldKey)> = held
             .iter()
-            .filter(|(_, (t, _))| *t <= now)
-            .map(|(k, _)| k.clone())
+            .filter(|(_, (t, _, _))| *t <= now)
+            .map(|(k, (t, n, _))| (*t, *n, k.clone()))
             .collect();
-        for k in due {
-            if let Some((_, ev)) = held.remove(&k) {
+        due.sort_by_key(|(t, n, _)| (*t, *n));
+        for (_, _, k) in due {
+            if let Some((_, _, ev)) = held.remove(&k) {
                 if batch.is_empty() {
                     batch_due = Some(now + batch_window);
                 }
@@ -242,9 +254,10 @@ pub(crate) async fn run(
 
 /// Applies the hold rules; returns the event to batch now, if any.
 fn accept(
-    held: &mut HashMap<HoldKey, (Instant, WebhookEvent)>,
+    held: &mut HashMap<HoldKey, Held>,
     ev: WebhookEvent,
     hold: Duration,
+    arrivals: &mut u64,
 ) -> Option<WebhookEvent> {
     let key = match &ev {
         WebhookEvent::ChannelVacated { channel } | WebhookEvent::ChannelOccupied { channel } => {
@@ -260,7 +273,8 @@ fn accept(
         WebhookEvent::ChannelVacated { .. } | WebhookEvent::MemberRemoved { .. }
             if !hold.is_zero() =>
         {
-            held.insert(key, (Instant::now() + hold, ev));
+            *arrivals += 1;
+            held.insert(key, (Instant::now() + hold, *arrivals, ev));
             None
         }
         WebhookEvent::ChannelOccupied { .. } | WebhookEvent::MemberAdded { .. } => {
@@ -275,13 +289,10 @@ fn accept(
     }
 }
 
-fn release_all(
-    held: &mut HashMap<HoldKey, (Instant, WebhookEvent)>,
-    batch: &mut Vec<WebhookEvent>,
-) {
-    let mut all: Vec<(Instant, WebhookEvent)> = held.drain().map(|(_, v)| v).collect();
-    all.sort_by_key(|(t, _)| *t);
-    batch.extend(all.into_iter().map(|(_, e)| e));
+fn release_all(held: &mut HashMap<HoldKey, Held>, batch: &mut Vec<WebhookEvent>) {
+    let mut all: Vec<Held> = held.drain().map(|(_, v)| v).collect();
+    all.sort_by_key(|(t, n, _)| (*t, *n));
+    batch.extend(all.into_iter().map(|(_, _, e)| e));
 }
 
 fn flush(sender: &Arc<Sender>, batch: &mut Vec<WebhookEvent>, deliveries: &mut JoinSet<()>) {
@@ -289,18 +300,44 @@ fn flush(sender: &Arc<Sender>, batch: &mut Vec<WebhookEvent>, deliveries: &mut J
         return;
     }
     let events = std::mem::take(batch);
-    for (i, target) in sender.app.webhooks.iter().enumerate() {
-        let mine: Vec<WebhookEvent> = events
-            .iter()
-            .filter(|e| wants(target, e))
-            .cloned()
-            .collect();
-        if mine.is_empty() {
-            continue;
+    let sender = sender.clone();
+    deliveries.spawn(async move {
+        let mut targets = JoinSet::new();
+        for (i, target) in sender.app.webhooks.iter().enumerate() {
+            let mine: Vec<WebhookEvent> = events
+                .iter()
+                .filter(|e| wants(target, e))
+                .cloned()
+                .collect();
+            if !mine.is_empty() {
+                let sender = sender.clone();
+                targets.spawn(async move { sender.deliver(i, mine).await });
+            }
         }
-        let sender = sender.clone();
-        deliveries.spawn(async move { sender.deliver(i, mine).await });
-    }
+        while targets.join_next().await.is_some() {}
+        // Sent (or given up on, counted): in a cluster the leader records it,
+        // so that a new leader does not send it again.
+        let done: Vec<Notification> = events.into_iter().filter_map(state_note).collect();
+        if !done.is_empty() {
+            let now = sender.origin.elapsed().as_millis() as u64;
+            sender.hub.webhook_delivered(&done, now);
+        }
+    });
+}
+
+/// The events that describe cluster-wide state, as the hub's notifications.
+fn state_note(e: WebhookEvent) -> Option<Notification> {
+    Some(match e {
+        WebhookEvent::ChannelOccupied { channel } => Notification::ChannelOccupied { channel },
+        WebhookEvent::ChannelVacated { channel } => Notification::ChannelVacated { channel },
+        WebhookEvent::MemberAdded { channel, user_id } => {
+            Notification::MemberAdded { channel, user_id }
+        }
+        WebhookEvent::MemberRemoved { channel, user_id } => {
+            Notification::MemberRemoved { channel, user_id }
+        }
+        _ => return None,
+    })
 }
 
 impl Sender {

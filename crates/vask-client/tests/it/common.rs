@@ -47,6 +47,7 @@ pub(crate) async fn server_on(app: AppConfig, port: u16) -> Running {
             ..ServerConfig::default()
         },
         apps: vec![app],
+        cluster: None,
     };
     config.validate().expect("valid test config");
     vask_server::start(config).await.expect("server starts")

@@ -45,6 +45,7 @@ async fn tls_server() -> Running {
             ..ServerConfig::default()
         },
         apps: vec![app()],
+        cluster: None,
     };
     config.validate().expect("valid test config");
     vask_server::start(config).await.expect("TLS server starts")

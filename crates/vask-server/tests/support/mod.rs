@@ -2,6 +2,8 @@
 //! signed HTTP client, all over real sockets on 127.0.0.1.
 #![allow(dead_code, unreachable_pub)]
 
+pub mod cluster;
+
 use std::net::SocketAddr;
 use std::time::Duration;
 

@@ -1,0 +1,425 @@
+//! One node of a cluster: moves [`Wire`] messages between the app hubs,
+//! the sans-IO [`ClusterNode`] and the engine (Redis pub/sub or NATS).
+//! Everything the cluster decides lives in pusher-hub; this module only
+//! connects, reconnects, bounds every wait, and counts what is lost.
+//!
+//! Three tasks: the engine's receiver (in `redis.rs` / `nats.rs`) turns the
+//! connection into [`BusEvent`]s; the driver feeds them and the time to the
+//! node; the sender drains the bounded outgoing queue (the hubs' numbered
+//! messages and the node's heartbeats) onto the bus, several messages per
+//! payload when they queue up. While the bus is down the node serves its
+//! own connections, nothing is sent (counted as dropped, logged once), and
+//! nobody is declared dead; when it is back, snapshots repair the rest.
+
+mod nats;
+mod redis;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use parking_lot::Mutex;
+use pusher_hub::{AppSink, ClusterNode, Hub, NodeId, NodeOutcome, Wire};
+use tokio::sync::{mpsc, watch};
+
+use crate::config::ClusterConfig;
+use crate::metrics::Metrics;
+use crate::server::Alive;
+
+/// Messages waiting for the bus before new ones are dropped.
+const QUEUE: usize = 65_536;
+/// Messages per bus payload at most.
+const BATCH: usize = 256;
+/// How long one publish or one connection attempt may take.
+const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// What the engine's receiver reports.
+#[derive(Debug)]
+pub(crate) enum BusEvent {
+    /// Connected (or reconnected) and subscribed.
+    Up,
+    /// The connection was lost; the receiver reconnects with backoff.
+    Down(String),
+    /// A payload from the bus.
+    Message(Vec<u8>),
+}
+
+/// The engine behind the cluster: publish one payload; the receiver task
+/// started by `connect` reports the rest as [`BusEvent`]s.
+pub(crate) trait Bus: Send + Sync + 'static {
+    /// Publishes one payload (the caller bounds it in time).
+    fn publish(
+        &self,
+        payload: Vec<u8>,
+    ) -> impl std::future::Future<Output = Result<(), String>> + Send;
+}
+
+/// Redis or NATS, picked by the URL's scheme.
+enum Engine {
+    Redis(Box<redis::RedisBus>),
+    Nats(nats::NatsBus),
+}
+
+impl Engine {
+    async fn connect(c: &ClusterConfig, events: mpsc::Sender<BusEvent>) -> Result<Self, String> {
+        if c.url.starts_with("nats://") || c.url.starts_with("tls://") {
+            Ok(Self::Nats(
+                nats::NatsBus::connect(c, events, ENGINE_TIMEOUT).await?,
+            ))
+        } else {
+            Ok(Self::Redis(Box::new(
+                redis::RedisBus::connect(c, events, ENGINE_TIMEOUT).await?,
+            )))
+        }
+    }
+
+    async fn publish(&self, payload: Vec<u8>) -> Result<(), String> {
+        let sent = match self {
+            Self::Redis(b) => tokio::time::timeout(ENGINE_TIMEOUT, b.publish(payload)).await,
+            Self::Nats(b) => tokio::time::timeout(ENGINE_TIMEOUT, b.publish(payload)).await,
+        };
+        sent.map_err(|_| format!("no answer within {ENGINE_TIMEOUT:?}"))?
+    }
+}
+
+/// The cluster as `/up` and the logs describe it.
+#[derive(Debug)]
+pub struct ClusterStatus {
+    url: String,
+    me: NodeId,
+    up: AtomicBool,
+    synced: AtomicBool,
+    nodes: AtomicUsize,
+    leader: Mutex<Option<NodeId>>,
+    down_since: Mutex<Option<Instant>>,
+    /// Messages dropped because the outgoing queue was full.
+    queue_full: AtomicU64,
+}
+
+impl ClusterStatus {
+    /// One line for `GET /up`.
+    pub fn describe(&self) -> String {
+        let leader = self
+            .leader
+            .lock()
+            .as_ref()
+            .map_or_else(|| self.me.to_string(), ToString::to_string);
+        if self.up.load(Ordering::Relaxed) {
+            format!(
+                "cluster: {} connected, node {}, {} nodes, leader {leader}",
+                self.url,
+                self.me,
+                self.nodes.load(Ordering::Relaxed)
+            )
+        } else {
+            let since = self.down_since.lock().map_or(0, |t| t.elapsed().as_secs());
+            format!(
+                "cluster: {} UNREACHABLE for {since}s, node {} serving its own connections only",
+                self.url, self.me
+            )
+        }
+    }
+
+    /// Whether the bus is connected.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+}
+
+/// This node's identity and outgoing queue, made before the hubs (which
+/// send into the queue).
+pub(crate) struct Prepared {
+    pub(crate) me: NodeId,
+    tx: mpsc::Sender<Wire>,
+    rx: mpsc::Receiver<Wire>,
+    status: Arc<ClusterStatus>,
+}
+
+impl Prepared {
+    pub(crate) fn new(c: &ClusterConfig) -> Self {
+        let incarnation = random_u64();
+        let name = c
+            .node_id
+            .clone()
+            .unwrap_or_else(|| format!("node-{:08x}", incarnation as u32));
+        let me = NodeId::new(&name, incarnation);
+        let (tx, rx) = mpsc::channel(QUEUE);
+        let status = Arc::new(ClusterStatus {
+            url: c.redacted_url(),
+            me: me.clone(),
+            up: AtomicBool::new(false),
+            synced: AtomicBool::new(false),
+            nodes: AtomicUsize::new(1),
+            leader: Mutex::new(None),
+            down_since: Mutex::new(None),
+            queue_full: AtomicU64::new(0),
+        });
+        Self { me, tx, rx, status }
+    }
+
+    /// The sink an app's hub sends its numbered messages into.
+    pub(crate) fn sink(&self, app: &str) -> Arc<dyn pusher_hub::ClusterSink> {
+        let (tx, status) = (self.tx.clone(), self.status.clone());
+        Arc::new(AppSink::new(self.me.clone(), app, move |w| {
+            if tx.try_send(w).is_err() {
+                // The others see the gap and ask for a snapshot.
+                let n = status.queue_full.fetch_add(1, Ordering::Relaxed) + 1;
+                if n.is_power_of_two() {
+                    tracing::warn!(dropped = n, "cluster queue full: messages dropped");
+                }
+            }
+        }))
+    }
+}
+
+fn random_u64() -> u64 {
+    use std::hash::{BuildHasher, Hasher};
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos()),
+    );
+    h.write_u32(std::process::id());
+    h.finish()
+}
+
+/// A running cluster node.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    /// For `/up` and tests.
+    pub status: Arc<ClusterStatus>,
+}
+
+/// The hub clock of the server (milliseconds since `origin`).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Clock {
+    pub(crate) origin: Instant,
+}
+
+impl Clock {
+    fn now(self) -> u64 {
+        self.origin.elapsed().as_millis() as u64
+    }
+
+    fn instant(self, ms: u64) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.origin + Duration::from_millis(ms.min(u64::MAX / 4)))
+    }
+}
+
+/// Connects to the engine (refusing to start when it cannot be reached),
+/// starts the tasks, and waits until this node knows the cluster's state
+/// (or `node_timeout_ms` passed).
+pub(crate) async fn start(
+    c: &ClusterConfig,
+    prepared: Prepared,
+    hubs: Vec<(String, Arc<Hub>)>,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    closing: watch::Receiver<bool>,
+    alive: Alive,
+) -> Result<Cluster, String> {
+    let Prepared { me, tx, rx, status } = prepared;
+    let (events_tx, events) = mpsc::channel(4096);
+    let engine = Arc::new(Engine::connect(c, events_tx).await.map_err(|e| {
+        format!(
+            "cannot reach the cluster engine at {}: {e}",
+            c.redacted_url()
+        )
+    })?);
+    let mut node = ClusterNode::new(me.clone(), c.heartbeat_ms, c.node_timeout_ms);
+    for (app, hub) in hubs {
+        node.add_app(&app, hub, clock.now());
+    }
+    tracing::info!(node = %me, url = %c.redacted_url(), "joining the cluster");
+    tokio::spawn(send_loop(
+        engine.clone(),
+        rx,
+        status.clone(),
+        metrics.clone(),
+    ));
+    let driver = Driver {
+        node,
+        engine,
+        status: status.clone(),
+        metrics,
+        clock,
+        out: tx,
+    };
+    tokio::spawn(driver.run(events, closing, alive));
+    // Answer for the cluster only once its state is known.
+    let deadline = Instant::now() + Duration::from_millis(c.node_timeout_ms);
+    while !status.synced.load(Ordering::Relaxed) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    if !status.synced.load(Ordering::Relaxed) {
+        tracing::warn!("cluster state not complete after node_timeout_ms; serving anyway");
+    }
+    Ok(Cluster { status })
+}
+
+/// Owns the node: bus events and time in, messages out.
+struct Driver {
+    node: ClusterNode,
+    engine: Arc<Engine>,
+    status: Arc<ClusterStatus>,
+    metrics: Arc<Metrics>,
+    clock: Clock,
+    out: mpsc::Sender<Wire>,
+}
+
+impl Driver {
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<BusEvent>,
+        mut closing: watch::Receiver<bool>,
+        alive: Alive,
+    ) {
+        loop {
+            let wake = self.clock.instant(self.node.poll_timeout());
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    Some(ev) => self.event(ev),
+                    None => break,
+                },
+                _ = tokio::time::sleep_until(wake) => {
+                    let outcome = self.node.handle_timeout(self.clock.now());
+                    self.account(outcome);
+                }
+                _ = crate::server::stopped(&mut closing) => break,
+            }
+            while let Some(w) = self.node.poll_transmit() {
+                self.send(w);
+            }
+            let now = self.clock.now();
+            self.status
+                .synced
+                .store(self.node.is_synced(now), Ordering::Relaxed);
+            self.status.nodes.store(
+                self.node.membership().others().count() + 1,
+                Ordering::Relaxed,
+            );
+            self.metrics
+                .cluster_nodes
+                .set(self.status.nodes.load(Ordering::Relaxed) as i64);
+        }
+        // Leaving: tell the others now rather than after the timeout.
+        if self.status.is_up() {
+            let bye = Wire::encode_batch(&[self.node.goodbye()]);
+            if let Err(e) = self.engine.publish(bye).await {
+                tracing::debug!(error = %e, "goodbye not sent");
+            }
+        }
+        drop(alive);
+    }
+
+    fn event(&mut self, ev: BusEvent) {
+        let now = self.clock.now();
+        match ev {
+            BusEvent::Up => {
+                let down = self.status.down_since.lock().take();
+                self.status.up.store(true, Ordering::Relaxed);
+                self.metrics.cluster_up.set(1);
+                match down {
+                    Some(t) => tracing::info!(
+                        after_secs = t.elapsed().as_secs(),
+                        "cluster bus reconnected; resynchronising"
+                    ),
+                    None => tracing::info!("cluster bus connected"),
+                }
+                self.node.bus_up(now);
+            }
+            BusEvent::Down(reason) => {
+                if self.status.up.swap(false, Ordering::Relaxed) {
+                    *self.status.down_since.lock() = Some(Instant::now());
+                    self.metrics.cluster_up.set(0);
+                    tracing::warn!(%reason, "cluster bus lost; serving local connections, reconnecting");
+                }
+                self.node.bus_down();
+            }
+            BusEvent::Message(bytes) => match Wire::decode_batch(&bytes) {
+                Ok(batch) => {
+                    self.metrics.cluster_messages_in.inc_by(batch.len() as u64);
+                    for w in batch {
+                        let outcome = self.node.handle(w, now);
+                        self.account(outcome);
+                    }
+                }
+                Err(e) => {
+                    self.metrics.cluster_dropped("undecodable", 1);
+                    tracing::debug!(error = %e, "cluster message not understood");
+                }
+            },
+        }
+    }
+
+    fn send(&self, w: Wire) {
+        if self.out.try_send(w).is_err() {
+            self.status.queue_full.fetch_add(1, Ordering::Relaxed);
+            self.metrics.cluster_dropped("queue_full", 1);
+        }
+    }
+
+    fn account(&self, o: NodeOutcome) {
+        for n in &o.joined {
+            tracing::info!(node = %n, "cluster node joined");
+        }
+        for n in &o.dead {
+            self.metrics.cluster_node_deaths.inc();
+            tracing::warn!(node = %n, "cluster node gone; its connections are removed");
+        }
+        if let Some(leader) = &o.leader {
+            tracing::info!(%leader, "cluster leader (webhook sender) changed");
+        }
+        if let Some(leader) = o.leader {
+            *self.status.leader.lock() = Some(leader);
+        }
+        self.metrics.cluster_resyncs.inc_by(o.resyncs);
+        if o.unknown_app > 0 {
+            self.metrics.cluster_dropped("unknown_app", o.unknown_app);
+        }
+        let _ = o.delivery;
+    }
+}
+
+/// Drains the outgoing queue onto the bus, in order, several messages per
+/// payload when they queue up; while the bus is down they are dropped
+/// (counted; the others resynchronise from snapshots when it is back).
+async fn send_loop(
+    engine: Arc<Engine>,
+    mut rx: mpsc::Receiver<Wire>,
+    status: Arc<ClusterStatus>,
+    metrics: Arc<Metrics>,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut failing = false;
+    while let Some(first) = rx.recv().await {
+        batch.push(first);
+        while batch.len() < BATCH {
+            match rx.try_recv() {
+                Ok(w) => batch.push(w),
+                Err(_) => break,
+            }
+        }
+        let n = batch.len() as u64;
+        let result = if status.is_up() {
+            engine.publish(Wire::encode_batch(&batch)).await
+        } else {
+            Err("the bus is down".to_owned())
+        };
+        batch.clear();
+        match result {
+            Ok(()) => {
+                metrics.cluster_messages_out.inc_by(n);
+                failing = false;
+            }
+            Err(reason) => {
+                metrics.cluster_dropped("publish_failed", n);
+                if !failing {
+                    failing = true;
+                    tracing::warn!(%reason, "cluster messages not sent; dropping until the bus is back (vask_cluster_dropped_total)");
+                }
+            }
+        }
+    }
+}
