@@ -136,13 +136,93 @@ impl From<WireMember> for Member {
 }
 
 /// Everything a node holds for one app: what a receiver replaces its
-/// replica of that node with.
+/// replica of that node with. A large one travels in several parts with
+/// consecutive numbers (so that each fits a bus message: NATS refuses more
+/// than 1 MB by default); the receiver applies them together, when the
+/// last has arrived.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Snapshot {
     /// Channels with subscriptions, members, a cache or announced state.
     pub channels: Vec<ChannelState>,
     /// Users signed in on the sending node.
     pub users: Vec<String>,
+    /// This part's index (0 for the first or only part).
+    #[serde(default, skip_serializing_if = "is_zero_u32")]
+    pub part: u32,
+    /// More parts follow.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub more: bool,
+}
+
+fn is_zero_u32(n: &u32) -> bool {
+    *n == 0
+}
+
+/// Bytes of snapshot a part holds, about.
+const PART_BYTES: usize = 192 * 1024;
+
+impl Snapshot {
+    /// Splits into parts of about `PART_BYTES` each (at least one part).
+    pub(crate) fn into_parts(self) -> Vec<Snapshot> {
+        let mut parts = vec![Snapshot::default()];
+        let mut size = 0;
+        let mut room = |parts: &mut Vec<Snapshot>, bytes: usize| {
+            if size + bytes > PART_BYTES && size > 0 {
+                parts.push(Snapshot::default());
+                size = 0;
+            }
+            size += bytes;
+        };
+        for ch in self.channels {
+            let bytes = 64
+                + ch.channel.len()
+                + ch.cache
+                    .as_ref()
+                    .map_or(0, |c| c.event.len() + c.data.len())
+                + ch.members
+                    .iter()
+                    .map(|m| {
+                        16 + m.user_id.len() + m.user_info.as_ref().map_or(0, |i| i.json().len())
+                    })
+                    .sum::<usize>()
+                + ch.announced
+                    .as_ref()
+                    .map_or(0, |a| a.members.iter().map(|m| m.len() + 4).sum());
+            room(&mut parts, bytes);
+            parts
+                .last_mut()
+                .expect("one part at least")
+                .channels
+                .push(ch);
+        }
+        for user in self.users {
+            room(&mut parts, user.len() + 4);
+            parts
+                .last_mut()
+                .expect("one part at least")
+                .users
+                .push(user);
+        }
+        let n = parts.len();
+        for (i, p) in parts.iter_mut().enumerate() {
+            p.part = i as u32;
+            p.more = i + 1 < n;
+        }
+        parts
+    }
+
+    /// Adds the part that follows; false (and nothing added) when `next`
+    /// does not follow.
+    pub(crate) fn extend(&mut self, next: Snapshot) -> bool {
+        if next.part != self.part + 1 {
+            return false;
+        }
+        self.channels.extend(next.channels);
+        self.users.extend(next.users);
+        self.part = next.part;
+        self.more = next.more;
+        true
+    }
 }
 
 /// What one node tells the others about one app.
@@ -430,6 +510,54 @@ mod tests {
     }
 
     #[test]
+    fn large_snapshots_travel_in_parts_that_fit_a_bus_message() {
+        let info = RawJson::from_json(format!(r#"{{"bio":"{}"}}"#, "x".repeat(2000))).unwrap();
+        let snap = Snapshot {
+            channels: (0..50)
+                .map(|i| ChannelState {
+                    channel: format!("presence-{i}"),
+                    subscriptions: 100,
+                    members: (0..100)
+                        .map(|u| WireMember {
+                            user_id: format!("user-{u}"),
+                            user_info: Some(info.clone()),
+                        })
+                        .collect(),
+                    cache: None,
+                    announced: None,
+                })
+                .collect(),
+            users: (0..10_000).map(|u| format!("user-{u}")).collect(),
+            part: 0,
+            more: false,
+        };
+        let parts = snap.clone().into_parts();
+        assert!(parts.len() > 10);
+        for (i, p) in parts.iter().enumerate() {
+            assert_eq!(p.more, i + 1 < parts.len());
+            let bytes = Wire::App {
+                from: NodeId::new("n", 1),
+                app: "1".into(),
+                seq: 1,
+                message: ClusterMessage::Snapshot(p.clone()),
+            }
+            .encode();
+            assert!(bytes.len() < 512 * 1024, "part {i}: {} bytes", bytes.len());
+        }
+        let mut parts = parts.into_iter();
+        let mut whole = parts.next().unwrap();
+        let last = whole.clone();
+        for p in parts {
+            assert!(!last.clone().extend(p.clone()) || p.part == 1);
+            assert!(whole.extend(p));
+        }
+        assert!(!whole.more);
+        whole.part = 0;
+        assert_eq!(whole, snap);
+        assert_eq!(Snapshot::default().into_parts(), [Snapshot::default()]);
+    }
+
+    #[test]
     fn wire_round_trips() {
         let from = NodeId::new("a", 7);
         let messages = [
@@ -469,6 +597,8 @@ mod tests {
                         }),
                     }],
                     users: vec!["u".into()],
+                    part: 0,
+                    more: false,
                 }),
             },
             Wire::Heartbeat {

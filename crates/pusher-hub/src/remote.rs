@@ -28,6 +28,8 @@ struct Sequence {
     gap: bool,
     /// A number a heartbeat announced that had not arrived yet.
     announced: Option<u64>,
+    /// The parts of a snapshot received so far, with the last one's number.
+    parts: Option<(u64, Snapshot)>,
 }
 
 /// What applying another node's message did.
@@ -63,24 +65,52 @@ impl Hub {
         let Some(c) = &self.cluster else {
             return RemoteOutcome::default();
         };
-        let resync = {
+        let (message, resync) = {
             let mut remotes = c.remotes.lock();
             let s = remotes.nodes.entry(from.clone()).or_default();
-            if let ClusterMessage::Snapshot(_) = message {
-                *s = Sequence {
-                    last: seq,
-                    ..Sequence::default()
-                };
-                false
-            } else if seq <= s.last {
-                // Already covered by a snapshot (or a duplicate).
-                return RemoteOutcome::default();
-            } else {
-                if seq != s.last + 1 {
-                    s.gap = true;
+            match message {
+                ClusterMessage::Snapshot(part) => {
+                    let whole = if part.part == 0 {
+                        Some(part)
+                    } else {
+                        match s.parts.take() {
+                            Some((last, mut whole)) if last + 1 == seq => {
+                                whole.extend(part).then_some(whole)
+                            }
+                            _ => None,
+                        }
+                    };
+                    let Some(whole) = whole else {
+                        // A part went missing: ask again.
+                        s.parts = None;
+                        s.gap = true;
+                        s.last = seq;
+                        return RemoteOutcome {
+                            delivery: Delivery::default(),
+                            resync: true,
+                        };
+                    };
+                    if whole.more {
+                        s.parts = Some((seq, whole));
+                        return RemoteOutcome::default();
+                    }
+                    *s = Sequence {
+                        last: seq,
+                        ..Sequence::default()
+                    };
+                    (ClusterMessage::Snapshot(whole), false)
                 }
-                s.last = seq;
-                s.gap
+                _ if seq <= s.last => {
+                    // Already covered by a snapshot (or a duplicate).
+                    return RemoteOutcome::default();
+                }
+                message => {
+                    if seq != s.last + 1 && s.parts.is_none() {
+                        s.gap = true;
+                    }
+                    s.last = seq;
+                    (message, s.gap)
+                }
             }
         };
         let mut fx = Effects::default();
@@ -292,10 +322,10 @@ impl Hub {
         // Every shard and the users, at once: no change is half in it.
         let guards: Vec<_> = self.shards.iter().map(|s| s.read()).collect();
         let users = self.users.lock();
-        let seq = c.out.take();
         let mut snap = Snapshot {
             channels: Vec::new(),
             users: users.local_users(),
+            ..Snapshot::default()
         };
         for guard in &guards {
             for ch in guard.channels.values() {
@@ -331,9 +361,18 @@ impl Hub {
                 }
             }
         }
+        // Numbered while everything is still locked: the parts follow
+        // exactly the changes before them.
+        let parts: Vec<(u64, Snapshot)> = snap
+            .into_parts()
+            .into_iter()
+            .map(|p| (c.out.take(), p))
+            .collect();
         drop(users);
         drop(guards);
-        c.out.send(seq, ClusterMessage::Snapshot(snap));
+        for (seq, part) in parts {
+            c.out.send(seq, ClusterMessage::Snapshot(part));
+        }
     }
 
     /// Replaces everything known of `from` with its snapshot; the webhook

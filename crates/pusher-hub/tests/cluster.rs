@@ -415,3 +415,39 @@ fn subscription_counts_and_cache_misses_are_cluster_wide() {
         .count();
     assert_eq!(misses, 1, "a cache miss is reported once for the cluster");
 }
+
+#[test]
+fn a_large_state_travels_in_parts_and_a_lost_part_is_asked_again() {
+    let mut sim = Sim::new(1);
+    let info = format!(r#"{{"bio":"{}"}}"#, "x".repeat(1500));
+    let mut clients = Vec::new();
+    for ch in 0..40 {
+        for u in 0..20 {
+            let mut c = Client::connect(sim.hub(0));
+            let data = format!(r#"{{"user_id":"u{u}","user_info":{info}}}"#);
+            c.subscribe_presence(&format!("presence-{ch}"), &data);
+            clients.push(c);
+        }
+    }
+    sim.pump();
+    // The late node loses the second part of the first snapshot it gets.
+    let mut seen = 0;
+    sim.drop_if = Some(Box::new(move |w| {
+        if let pusher_hub::Wire::App {
+            message: pusher_hub::ClusterMessage::Snapshot(s),
+            ..
+        } = w
+            && s.part == 1
+        {
+            seen += 1;
+            return seen == 1;
+        }
+        false
+    }));
+    let late = sim.add_node();
+    sim.advance(4 * HEARTBEAT_MS);
+    let all = sim.hub(late).channels("", counts());
+    assert_eq!(all.len(), 40);
+    assert!(all.values().all(|c| c.user_count == Some(20)));
+    assert!(sim.nodes[late].node.is_synced(sim.now));
+}

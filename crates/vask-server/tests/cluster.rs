@@ -43,6 +43,7 @@ on_both_engines!(
     users_and_quotas_span_the_cluster,
     a_killed_node_is_removed_everywhere,
     a_late_node_gets_the_state,
+    a_late_node_gets_a_state_larger_than_a_bus_message,
     the_engine_can_die_and_come_back,
     a_node_without_its_engine_refuses_to_start,
 );
@@ -326,6 +327,40 @@ async fn a_late_node_gets_the_state(kind: Kind) {
     let cached = fresh.recv_event().await;
     assert_eq!(cached["event"], "last");
     assert_eq!(cached["data"], "kept");
+}
+
+async fn a_late_node_gets_a_state_larger_than_a_bus_message(kind: Kind) {
+    let engine = Engine::start(kind);
+    let a = node(&engine.url(), "a", cluster_app(None)).await;
+    // 20 users in 40 presence channels, 1.5 KB of user_info each: 1.2 MB,
+    // over NATS's 1 MB message limit.
+    let bio = "x".repeat(1500);
+    let mut clients = Vec::new();
+    for u in 0..20 {
+        let mut ws = connect(a.addr, "test-key").await;
+        let data = json!({"user_id": format!("u{u}"), "user_info": {"bio": bio}}).to_string();
+        for ch in 0..40 {
+            let r = ws
+                .subscribe_presence(&format!("presence-{ch}"), &data, "test-key", "test-secret")
+                .await;
+            assert_eq!(r["event"], "pusher_internal:subscription_succeeded");
+        }
+        clients.push(ws);
+    }
+    let late = node(&engine.url(), "late", cluster_app(None)).await;
+    let r = Api::default_app(late.addr)
+        .get(
+            "channels",
+            &[("filter_by_prefix", "presence-"), ("info", "user_count")],
+        )
+        .await;
+    let channels = r.body["channels"].as_object().unwrap();
+    assert_eq!(channels.len(), 40);
+    assert!(
+        channels.values().all(|c| c["user_count"] == 20),
+        "{r:?}",
+        r = r.body
+    );
 }
 
 async fn the_engine_can_die_and_come_back(kind: Kind) {

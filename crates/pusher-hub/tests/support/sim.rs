@@ -32,8 +32,10 @@ pub struct Sim {
     pub now: u64,
     /// Every webhook delivered, by whom.
     pub webhooks: Vec<(usize, Notification)>,
-    /// Messages dropped on purpose (a lossy bus), by index in the stream.
+    /// The next this many messages are lost (a lossy bus).
     pub drop_next: usize,
+    /// Messages for which this says true are lost.
+    pub drop_if: Option<Box<dyn FnMut(&Wire) -> bool>>,
     config: fn() -> HubConfig,
 }
 
@@ -49,6 +51,7 @@ impl Sim {
             now: 0,
             webhooks: Vec::new(),
             drop_next: 0,
+            drop_if: None,
             config,
         };
         for _ in 0..n {
@@ -122,8 +125,10 @@ impl Sim {
                 return;
             };
             if self.drop_next > 0 {
-                eprintln!("dropping {w:?}");
                 self.drop_next -= 1;
+                continue;
+            }
+            if self.drop_if.as_mut().is_some_and(|f| f(&w)) {
                 continue;
             }
             if std::env::var("SIM_DEBUG").is_ok() {

@@ -30,6 +30,9 @@ use crate::server::Alive;
 const QUEUE: usize = 65_536;
 /// Messages per bus payload at most.
 const BATCH: usize = 256;
+/// Bytes per bus payload, about (NATS refuses more than 1 MB by default;
+/// snapshots come in parts of about 192 KB).
+const PAYLOAD_BYTES: usize = 256 * 1024;
 /// How long one publish or one connection attempt may take.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -383,31 +386,46 @@ impl Driver {
 }
 
 /// Drains the outgoing queue onto the bus, in order, several messages per
-/// payload when they queue up; while the bus is down they are dropped
-/// (counted; the others resynchronise from snapshots when it is back).
+/// payload when they queue up (a JSON array of at most `BATCH` messages and
+/// about `PAYLOAD_BYTES`); while the bus is down they are dropped (counted;
+/// the others resynchronise from snapshots when it is back).
 async fn send_loop(
     engine: Arc<Engine>,
     mut rx: mpsc::Receiver<Wire>,
     status: Arc<ClusterStatus>,
     metrics: Arc<Metrics>,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut next: Option<Wire> = None;
     let mut failing = false;
-    while let Some(first) = rx.recv().await {
-        batch.push(first);
-        while batch.len() < BATCH {
-            match rx.try_recv() {
-                Ok(w) => batch.push(w),
-                Err(_) => break,
+    loop {
+        let first = match next.take() {
+            Some(w) => w,
+            None => match rx.recv().await {
+                Some(w) => w,
+                None => return,
+            },
+        };
+        let mut payload = Vec::with_capacity(1024);
+        payload.push(b'[');
+        payload.extend_from_slice(&first.encode());
+        let mut n = 1u64;
+        while (n as usize) < BATCH && payload.len() < PAYLOAD_BYTES {
+            let Ok(w) = rx.try_recv() else { break };
+            let bytes = w.encode();
+            if payload.len() + bytes.len() > PAYLOAD_BYTES {
+                next = Some(w);
+                break;
             }
+            payload.push(b',');
+            payload.extend_from_slice(&bytes);
+            n += 1;
         }
-        let n = batch.len() as u64;
+        payload.push(b']');
         let result = if status.is_up() {
-            engine.publish(Wire::encode_batch(&batch)).await
+            engine.publish(payload).await
         } else {
             Err("the bus is down".to_owned())
         };
-        batch.clear();
         match result {
             Ok(()) => {
                 metrics.cluster_messages_out.inc_by(n);
