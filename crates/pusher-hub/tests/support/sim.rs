@@ -25,6 +25,7 @@ pub struct SimNode {
 }
 
 type Bus = Arc<Mutex<VecDeque<Wire>>>;
+type Filter = Box<dyn FnMut(&Wire) -> bool>;
 
 pub struct Sim {
     pub nodes: Vec<SimNode>,
@@ -35,7 +36,7 @@ pub struct Sim {
     /// The next this many messages are lost (a lossy bus).
     pub drop_next: usize,
     /// Messages for which this says true are lost.
-    pub drop_if: Option<Box<dyn FnMut(&Wire) -> bool>>,
+    pub drop_if: Option<Filter>,
     config: fn() -> HubConfig,
 }
 
