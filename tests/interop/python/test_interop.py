@@ -24,6 +24,8 @@ from websockets.sync.client import connect
 
 HOST = os.environ.get("VASK_HOST", "127.0.0.1")
 PORT = int(os.environ.get("VASK_PORT", "6001"))
+# Where the server SDK publishes: another node in cluster mode.
+API_PORT = int(os.environ.get("VASK_API_PORT", str(PORT)))
 
 # Must match tests/interop/vask.interop.toml.
 APP_ID, KEY, SECRET = "1", "interop-key", "interop-secret"
@@ -41,6 +43,18 @@ NOISE = ("pusher_internal:subscription_count",)
 TIMEOUT = 5.0
 
 
+def settles(query, expected, within=2.0):
+    """The query's answer once it equals `expected` (or the last one after
+    `within` seconds): in cluster mode a query through another node sees a
+    change a few milliseconds later."""
+    deadline = time.monotonic() + within
+    while True:
+        got = query()
+        if got == expected or time.monotonic() > deadline:
+            return got
+        time.sleep(0.02)
+
+
 def uniq(prefix):
     _counter[0] += 1
     return "%s%s-%d" % (prefix, RUN, _counter[0])
@@ -52,7 +66,7 @@ def sdk(app_id=APP_ID, key=KEY, secret=SECRET):
         key=key,
         secret=secret,
         host=HOST,
-        port=PORT,
+        port=API_PORT,
         ssl=False,
         timeout=5,
         encryption_master_key_base64=MASTER_KEY_B64,
@@ -535,9 +549,10 @@ class PresenceTests(VaskTestCase):
         self.assertEqual(set(added), {"event", "channel", "data"})
         self.assertEqual(json.loads(added["data"]), {"user_id": "2", "user_info": {"name": "B"}})
 
-        users = self.pusher.users_info(c)
-        self.assertEqual(sorted(users["users"], key=lambda u: u["id"]), [{"id": "1"}, {"id": "2"}])
-        self.assertEqual(self.pusher.channel_info(c, ["user_count"]), {"occupied": True, "user_count": 2})
+        users = settles(lambda: sorted(self.pusher.users_info(c)["users"], key=lambda u: u["id"]), [{"id": "1"}, {"id": "2"}])
+        self.assertEqual(users, [{"id": "1"}, {"id": "2"}])
+        expected = {"occupied": True, "user_count": 2}
+        self.assertEqual(settles(lambda: self.pusher.channel_info(c, ["user_count"]), expected), expected)
 
         # Second connection of user "2": nobody hears about it.
         b2 = self.raw()
@@ -550,7 +565,8 @@ class PresenceTests(VaskTestCase):
         b.send("pusher:unsubscribe", {"channel": c})
         removed = a.event("pusher_internal:member_removed", c)
         self.assertEqual(json.loads(removed["data"]), {"user_id": "2"})
-        self.assertEqual(self.pusher.users_info(c), {"users": [{"id": "1"}]})
+        expected = {"users": [{"id": "1"}]}
+        self.assertEqual(settles(lambda: self.pusher.users_info(c), expected), expected)
 
     def test_abrupt_disconnect_removes_member_and_vacates(self):
         c = uniq("presence-")
@@ -562,7 +578,8 @@ class PresenceTests(VaskTestCase):
         b.ws.socket.shutdown(socket.SHUT_RDWR)
         removed = a.event("pusher_internal:member_removed", c)
         self.assertEqual(json.loads(removed["data"]), {"user_id": "drop"})
-        self.assertEqual(self.pusher.users_info(c), {"users": [{"id": "stay"}]})
+        expected = {"users": [{"id": "stay"}]}
+        self.assertEqual(settles(lambda: self.pusher.users_info(c), expected), expected)
         a.ws.socket.shutdown(socket.SHUT_RDWR)
         deadline = time.monotonic() + 3
         while self.pusher.channel_info(c)["occupied"] and time.monotonic() < deadline:
@@ -606,8 +623,8 @@ class PresenceTests(VaskTestCase):
         self.presence(r1, prefix + "a", "u1")
         self.presence(r2, prefix + "a", "u2")
         self.presence(r2, prefix + "b", "u2")
-        info = self.pusher.channels_info(prefix, ["user_count"])
-        self.assertEqual(info, {"channels": {prefix + "a": {"user_count": 2}, prefix + "b": {"user_count": 1}}})
+        expected = {"channels": {prefix + "a": {"user_count": 2}, prefix + "b": {"user_count": 1}}}
+        self.assertEqual(settles(lambda: self.pusher.channels_info(prefix, ["user_count"]), expected), expected)
         self.assertEqual(self.pusher.channels_info(prefix), {"channels": {prefix + "a": {}, prefix + "b": {}}})
 
 
@@ -843,7 +860,8 @@ class HttpApiTests(VaskTestCase):
         r1, r2 = self.raw(), self.raw()
         r1.subscribed(c)
         r2.subscribed(c)
-        self.assertEqual(self.pusher.channel_info(c, ["subscription_count"]), {"occupied": True, "subscription_count": 2})
+        expected = {"occupied": True, "subscription_count": 2}
+        self.assertEqual(settles(lambda: self.pusher.channel_info(c, ["subscription_count"]), expected), expected)
         listing = self.pusher.channels_info()
         self.assertIn(c, listing["channels"])
 

@@ -2,7 +2,9 @@
 // Shared plumbing for the Node interop suites: the unmodified `pusher` server
 // SDK (pusher-http-node) and `pusher-js` client, pointed at a running Vask.
 //
-// Environment: VASK_HOST (default 127.0.0.1), VASK_PORT (default 6001).
+// Environment: VASK_HOST (default 127.0.0.1), VASK_PORT (default 6001: where
+// pusher-js connects), VASK_API_PORT (default VASK_PORT: where the server SDK
+// publishes; another node in cluster mode).
 
 const http = require('node:http');
 const crypto = require('node:crypto');
@@ -12,6 +14,7 @@ const PusherClient = require('pusher-js');
 
 const HOST = process.env.VASK_HOST || '127.0.0.1';
 const PORT = Number(process.env.VASK_PORT || 6001);
+const API_PORT = Number(process.env.VASK_API_PORT || PORT);
 
 // Must match tests/interop/vask.interop.toml.
 const APP = { id: '1', key: 'interop-key', secret: 'interop-secret' };
@@ -36,7 +39,7 @@ function backend(overrides = {}) {
     key: APP.key,
     secret: APP.secret,
     host: HOST,
-    port: PORT,
+    port: API_PORT,
     useTLS: false,
     encryptionMasterKeyBase64: MASTER_KEY_B64,
     timeout: 5000,
@@ -318,6 +321,7 @@ async function reachesState(client, state, ms = 5000) {
 module.exports = {
   HOST,
   PORT,
+  API_PORT,
   APP,
   DISABLED_APP,
   MASTER_KEY_B64,

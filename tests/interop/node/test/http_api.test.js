@@ -8,7 +8,7 @@ const assert = require('node:assert/strict');
 const {
   Harness,
   HOST,
-  PORT,
+  API_PORT,
   APP,
   DISABLED_APP,
   RUN,
@@ -27,7 +27,7 @@ describe('http api', () => {
   after(() => h.stop());
 
   test('GET /up is 200', async () => {
-    const res = await fetch(`http://${HOST}:${PORT}/up`);
+    const res = await fetch(`http://${HOST}:${API_PORT}/up`);
     assert.equal(res.status, 200);
   });
 
@@ -211,7 +211,7 @@ describe('http api', () => {
     const signed = JSON.stringify({ name: 'e', data: '{}', channels: [uniq('md5-')] });
     const sent = JSON.stringify({ name: 'e', data: '{"tampered":1}', channels: [uniq('md5-')] });
     const qs = h.sdk.createSignedQueryString({ method: 'POST', path, body: signed });
-    const res = await fetch(`http://${HOST}:${PORT}${path}?${qs}`, {
+    const res = await fetch(`http://${HOST}:${API_PORT}${path}?${qs}`, {
       method: 'POST',
       headers: { 'content-type': 'application/json' },
       body: sent,
