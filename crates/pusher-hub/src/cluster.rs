@@ -24,6 +24,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::Mutex;
 use pusher_proto::{Member, RawJson, SocketId};
@@ -415,12 +416,12 @@ impl Wire {
 /// out after that lock is released, and this reorders the few that cross.
 pub(crate) struct Numbering {
     sink: Arc<dyn ClusterSink>,
+    /// The last number taken.
+    taken: AtomicU64,
     state: Mutex<Pending>,
 }
 
 struct Pending {
-    /// The last number taken.
-    taken: u64,
     /// The next number to hand to the sink.
     next: u64,
     /// Messages waiting for a smaller number.
@@ -431,8 +432,8 @@ impl Numbering {
     pub(crate) fn new(sink: Arc<dyn ClusterSink>) -> Self {
         Self {
             sink,
+            taken: AtomicU64::new(0),
             state: Mutex::new(Pending {
-                taken: 0,
                 next: 1,
                 waiting: BTreeMap::new(),
             }),
@@ -441,14 +442,12 @@ impl Numbering {
 
     /// Takes the next number.
     pub(crate) fn take(&self) -> u64 {
-        let mut s = self.state.lock();
-        s.taken += 1;
-        s.taken
+        self.taken.fetch_add(1, Ordering::AcqRel) + 1
     }
 
     /// The last number taken.
     pub(crate) fn last(&self) -> u64 {
-        self.state.lock().taken
+        self.taken.load(Ordering::Acquire)
     }
 
     /// Hands message `seq` out, after every smaller number.

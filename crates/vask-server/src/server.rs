@@ -138,7 +138,7 @@ pub async fn start(config: Config) -> std::io::Result<Running> {
         (Some(c), Some(prepared)) => {
             let hubs = apps
                 .iter()
-                .map(|a| (a.config.id.clone(), a.hub.clone()))
+                .map(|a| (a.config.id.clone(), a.hub.clone(), a.metrics.clone()))
                 .collect();
             let clock = crate::cluster::Clock { origin: start };
             let cluster = crate::cluster::start(

@@ -131,13 +131,15 @@ async fn presence_queries_and_webhooks_are_cluster_wide(kind: Kind) {
         )
         .await;
     assert_eq!(r["event"], "pusher_internal:subscription_succeeded");
-    eventually(FRESH, "node C knows user 1", || async {
-        let r = Api::default_app(nodes[2].addr)
-            .get("channels/presence-room/users", &[])
-            .await;
-        r.body == json!({"users":[{"id":"1"}]})
-    })
-    .await;
+    for n in &nodes[1..] {
+        eventually(FRESH, "every node knows user 1", || async {
+            let r = Api::default_app(n.addr)
+                .get("channels/presence-room/users", &[])
+                .await;
+            r.body == json!({"users":[{"id":"1"}]})
+        })
+        .await;
+    }
     let mut b2 = connect(nodes[1].addr, "test-key").await;
     let r = b2
         .subscribe_presence(
@@ -274,6 +276,12 @@ async fn a_killed_node_is_removed_everywhere(kind: Kind) {
         )
         .await;
     ghost.subscribe("lonely").await;
+    let api = Api::default_app(a.addr);
+    eventually(FRESH, "node A knows the ghost", || async {
+        let r = api.get("channels/presence-room/users", &[]).await;
+        r.body == json!({"users":[{"id":"ghost"}]})
+    })
+    .await;
     let mut watcher = connect(a.addr, "test-key").await;
     let r = watcher
         .subscribe_presence(
@@ -294,7 +302,6 @@ async fn a_killed_node_is_removed_everywhere(kind: Kind) {
         "removed after {:?}",
         killed.elapsed()
     );
-    let api = Api::default_app(a.addr);
     let r = api.get("channels", &[]).await;
     assert_eq!(r.body, json!({"channels":{"presence-room":{}}}));
     drop(ghost);

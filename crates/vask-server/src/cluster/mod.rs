@@ -23,7 +23,7 @@ use pusher_hub::{AppSink, ClusterNode, Hub, NodeId, NodeOutcome, Wire};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::ClusterConfig;
-use crate::metrics::Metrics;
+use crate::metrics::{AppMetrics, Metrics};
 use crate::server::Alive;
 
 /// Messages waiting for the bus before new ones are dropped.
@@ -33,6 +33,8 @@ const BATCH: usize = 256;
 /// Bytes per bus payload, about (NATS refuses more than 1 MB by default;
 /// snapshots come in parts of about 192 KB).
 const PAYLOAD_BYTES: usize = 256 * 1024;
+/// Bus payloads waiting for the driver.
+const EVENTS: usize = 64;
 /// How long one publish or one connection attempt may take.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
 
@@ -45,6 +47,8 @@ pub(crate) enum BusEvent {
     Down(String),
     /// A payload from the bus.
     Message(Vec<u8>),
+    /// The engine's client dropped messages (this node read too slowly).
+    Lost(u64),
 }
 
 /// The engine behind the cluster: publish one payload; the receiver task
@@ -216,14 +220,16 @@ impl Clock {
 pub(crate) async fn start(
     c: &ClusterConfig,
     prepared: Prepared,
-    hubs: Vec<(String, Arc<Hub>)>,
+    hubs: Vec<(String, Arc<Hub>, AppMetrics)>,
     metrics: Arc<Metrics>,
     clock: Clock,
     closing: watch::Receiver<bool>,
     alive: Alive,
 ) -> Result<Cluster, String> {
     let Prepared { me, tx, rx, status } = prepared;
-    let (events_tx, events) = mpsc::channel(4096);
+    // Bounded: a node that cannot keep up stops reading the bus, and the
+    // engine's own limits (and our counters) take it from there.
+    let (events_tx, events) = mpsc::channel(EVENTS);
     let engine = Arc::new(Engine::connect(c, events_tx).await.map_err(|e| {
         format!(
             "cannot reach the cluster engine at {}: {e}",
@@ -231,8 +237,10 @@ pub(crate) async fn start(
         )
     })?);
     let mut node = ClusterNode::new(me.clone(), c.heartbeat_ms, c.node_timeout_ms);
-    for (app, hub) in hubs {
+    let mut app_metrics = std::collections::HashMap::new();
+    for (app, hub, m) in hubs {
         node.add_app(&app, hub, clock.now());
+        app_metrics.insert(app, m);
     }
     tracing::info!(node = %me, url = %c.redacted_url(), "joining the cluster");
     tokio::spawn(send_loop(
@@ -248,6 +256,7 @@ pub(crate) async fn start(
         metrics,
         clock,
         out: tx,
+        app_metrics,
     };
     tokio::spawn(driver.run(events, closing, alive));
     // Answer for the cluster only once its state is known.
@@ -269,6 +278,8 @@ struct Driver {
     metrics: Arc<Metrics>,
     clock: Clock,
     out: mpsc::Sender<Wire>,
+    /// Frames delivered here for other nodes' events count as the app's.
+    app_metrics: std::collections::HashMap<String, AppMetrics>,
 }
 
 impl Driver {
@@ -282,7 +293,7 @@ impl Driver {
             let wake = self.clock.instant(self.node.poll_timeout());
             tokio::select! {
                 ev = events.recv() => match ev {
-                    Some(ev) => self.event(ev),
+                    Some(ev) => self.event(ev).await,
                     None => break,
                 },
                 _ = tokio::time::sleep_until(wake) => {
@@ -316,7 +327,7 @@ impl Driver {
         drop(alive);
     }
 
-    fn event(&mut self, ev: BusEvent) {
+    async fn event(&mut self, ev: BusEvent) {
         let now = self.clock.now();
         match ev {
             BusEvent::Up => {
@@ -340,12 +351,37 @@ impl Driver {
                 }
                 self.node.bus_down();
             }
+            BusEvent::Lost(n) => {
+                self.metrics.cluster_dropped("slow_reader", n);
+                tracing::warn!(
+                    messages = n,
+                    "cluster messages lost: this node reads the bus too slowly"
+                );
+            }
             BusEvent::Message(bytes) => match Wire::decode_batch(&bytes) {
                 Ok(batch) => {
                     self.metrics.cluster_messages_in.inc_by(batch.len() as u64);
                     for w in batch {
+                        let app = match &w {
+                            Wire::App { app, .. } => Some(app.clone()),
+                            _ => None,
+                        };
                         let outcome = self.node.handle(w, now);
+                        let fanned_out = outcome.delivery.delivered + outcome.delivery.dropped;
+                        if let Some(m) = app.and_then(|a| self.app_metrics.get(&a)) {
+                            m.deliveries.inc_by(outcome.delivery.delivered);
+                            if outcome.delivery.dropped > 0 {
+                                m.dropped("outbox_full", outcome.delivery.dropped);
+                            }
+                        }
                         self.account(outcome);
+                        // After a fan-out, the connections' writers run before
+                        // the next one, as they do between HTTP publishes: a
+                        // burst from the bus paces itself instead of filling
+                        // every outbox at once.
+                        if fanned_out > 1 {
+                            tokio::task::yield_now().await;
+                        }
                     }
                 }
                 Err(e) => {

@@ -41,6 +41,7 @@ impl NatsBus {
                     let ev = match event {
                         async_nats::Event::Connected => BusEvent::Up,
                         async_nats::Event::Disconnected => BusEvent::Down("disconnected".into()),
+                        async_nats::Event::SlowConsumer(_) => BusEvent::Lost(1),
                         _ => return,
                     };
                     let _ = events.send(ev).await;
