@@ -93,7 +93,7 @@ fuzz_target!(|data: &[u8]| {
                 }
             }
             _ => {
-                let _ = hub.tick(now);
+                let _ = hub.handle_timeout(now);
                 let _ = hub.terminate_user(&format!("u{}", a % 3));
             }
         }
@@ -101,6 +101,6 @@ fuzz_target!(|data: &[u8]| {
     for s in sessions.into_iter().flatten() {
         s.close(now);
     }
-    let _ = hub.tick(now + 31 * 60 * 1000);
+    let _ = hub.handle_timeout(now + 31 * 60 * 1000);
     assert!(hub.is_empty(), "the hub leaked state");
 });

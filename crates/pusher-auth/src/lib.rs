@@ -50,6 +50,7 @@ mod error;
 mod http;
 mod mac;
 mod query;
+mod secret;
 mod webhook;
 
 #[cfg(feature = "encryption")]
@@ -71,6 +72,7 @@ pub use http::{
 };
 pub use mac::hmac_sha256_hex;
 pub use query::{decode_path_segment, encode_path_segment};
+pub use secret::Secret;
 pub use webhook::{sign_webhook, verify_webhook};
 
 /// Runs the README's examples as doctests.

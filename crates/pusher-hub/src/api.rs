@@ -254,7 +254,14 @@ impl Hub {
         let head = HttpVerifier {
             max_skew_secs: c.timestamp_window_secs,
         }
-        .verify_head(method, path, query, &c.key, &c.secret, now_unix_secs)?;
+        .verify_head(
+            method,
+            path,
+            query,
+            &c.key,
+            c.secret.expose(),
+            now_unix_secs,
+        )?;
         Ok(ApiCall { route, head })
     }
 }

@@ -7,8 +7,8 @@ pub struct HubConfig {
     pub app_id: String,
     /// The app key: the public half of the credentials.
     pub key: String,
-    /// The app secret: signs channel and user auth.
-    pub secret: String,
+    /// The app secret: signs channel and user auth (never printed).
+    pub secret: pusher_auth::Secret,
     /// Whether clients may send `client-` events.
     pub client_events: bool,
     /// Whether subscribers of non-presence channels get
@@ -91,7 +91,7 @@ impl HubConfig {
     pub fn new(
         app_id: impl Into<String>,
         key: impl Into<String>,
-        secret: impl Into<String>,
+        secret: impl Into<pusher_auth::Secret>,
     ) -> Self {
         Self {
             app_id: app_id.into(),

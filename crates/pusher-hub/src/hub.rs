@@ -3,20 +3,22 @@
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::task::Waker;
 
 use bytes::Bytes;
 use parking_lot::{Mutex, RwLock};
 use pusher_proto::http::{CacheInfo, ChannelCounts, ChannelInfoResponse, InfoRequest};
 use pusher_proto::{
     ChannelEvent, ChannelKind, ChannelName, ErrorCode, Member, ServerFrame, SocketId,
-    SocketIdGenerator, SubscriptionError, SubscriptionErrorKind,
+    SocketIdGenerator,
 };
 
 use crate::channel::{Cached, Channel, Map, MemberEntry, Subscriber};
 use crate::cluster::{ClusterMessage, ClusterSink, NodeId, Numbering, WireMember};
 use crate::config::HubConfig;
 use crate::effects::{Delivery, Discard, Effects, Notification, NotificationSink, Outbox};
+use crate::refusal::Refusal;
 use crate::remote::Remotes;
 use crate::session::Session;
 use crate::users::Users;
@@ -61,6 +63,10 @@ pub struct Hub {
     /// Whether this node sends the webhooks that depend on the whole
     /// cluster's state (always, alone).
     pub(crate) leader: AtomicBool,
+    /// The earliest timer due (`u64::MAX`: none).
+    next_deadline: AtomicU64,
+    /// The driver's timer task, woken when an earlier deadline appears.
+    timer_waker: Mutex<Option<Waker>>,
 }
 
 impl std::fmt::Debug for Hub {
@@ -140,6 +146,8 @@ impl Hub {
             sink: Arc::new(Discard),
             cluster: None,
             leader: AtomicBool::new(true),
+            next_deadline: AtomicU64::new(u64::MAX),
+            timer_waker: Mutex::new(None),
         }
     }
 
@@ -272,7 +280,7 @@ impl Hub {
         name: &ChannelName,
         member: Option<Member>,
         now: u64,
-    ) -> Result<Delivery, SubscriptionError> {
+    ) -> Result<Delivery, Refusal> {
         let mut fx = Effects::default();
         {
             let mut guard = self.shard(name.as_str()).write();
@@ -291,13 +299,9 @@ impl Hub {
                 if ch.is_idle(now) {
                     shard.channels.remove(name.as_str());
                 }
-                return Err(SubscriptionError {
-                    kind: SubscriptionErrorKind::LimitReached,
-                    error: format!(
-                        "presence channel {name} has reached its limit of {} members",
-                        self.config.limits.max_presence_members
-                    ),
-                    status: 403,
+                return Err(Refusal::MemberLimit {
+                    channel: name.to_string(),
+                    max: self.config.limits.max_presence_members,
                 });
             }
 
@@ -396,6 +400,7 @@ impl Hub {
             return;
         }
         misses.insert(Arc::clone(name), now);
+        self.wake_at(now + self.config.cache_miss_interval_ms);
         if self.is_leader() {
             fx.notes.push(Notification::CacheMiss {
                 channel: name.to_string(),
@@ -504,6 +509,9 @@ impl Hub {
         } else if !ch.count_pending {
             ch.count_pending = true;
             pending.push(Arc::clone(ch.name.as_arc()));
+            if let Some(t) = ch.count_sent_ms {
+                self.wake_at(t + self.config.subscription_count_interval_ms);
+            }
         }
     }
 
@@ -645,6 +653,7 @@ impl Hub {
                 frame: frame.clone(),
                 expires_ms: now + self.config.cache_ttl_ms,
             });
+            self.wake_at(now + self.config.cache_ttl_ms);
             fx.delivery.add(ch.fanout(frame, except));
             counts(Some(ch))
         } else {
@@ -819,10 +828,40 @@ impl Hub {
 
     // ----- timers -----
 
-    /// Runs the hub's timers; call about once a second. Sends throttled
-    /// subscription counts that are due and forgets expired caches.
-    pub fn tick(&self, now: u64) -> Delivery {
+    /// When [`Hub::handle_timeout`] must next be called (`None`: no timer
+    /// is pending): throttled subscription counts, cache expiry, the cache
+    /// miss throttle.
+    pub fn poll_timeout(&self) -> Option<u64> {
+        let t = self.next_deadline.load(Ordering::Acquire);
+        (t != u64::MAX).then_some(t)
+    }
+
+    /// Keeps `waker`, woken when a deadline earlier than the last
+    /// [`Hub::poll_timeout`] answer appears (the driver then sleeps less).
+    pub fn register_timer(&self, waker: &Waker) {
+        let mut w = self.timer_waker.lock();
+        match &*w {
+            Some(old) if old.will_wake(waker) => {}
+            _ => *w = Some(waker.clone()),
+        }
+    }
+
+    /// Asks to be called at `t` (or earlier).
+    pub(crate) fn wake_at(&self, t: u64) {
+        if self.next_deadline.fetch_min(t, Ordering::AcqRel) > t
+            && let Some(w) = self.timer_waker.lock().take()
+        {
+            w.wake();
+        }
+    }
+
+    /// Runs the timers due at `now`: sends throttled subscription counts,
+    /// forgets expired caches and cache-miss marks.
+    pub fn handle_timeout(&self, now: u64) -> Delivery {
         let mut fx = Effects::default();
+        // Cleared first: a deadline added meanwhile lowers it again.
+        self.next_deadline.store(u64::MAX, Ordering::Release);
+        let mut next = u64::MAX;
         for shard in self.shards.iter() {
             let mut shard = shard.write();
             let shard = &mut *shard;
@@ -834,24 +873,36 @@ impl Hub {
                 if !ch.count_pending {
                     continue;
                 }
-                if ch
+                let due = ch
                     .count_sent_ms
-                    .is_none_or(|t| now >= t + self.config.subscription_count_interval_ms)
-                {
+                    .map_or(now, |t| t + self.config.subscription_count_interval_ms);
+                if now >= due {
                     self.send_count(ch, now, &mut fx);
                 } else {
+                    next = next.min(due);
                     still.push(name);
                 }
             }
             shard.pending_counts = still;
             let interval = self.config.cache_miss_interval_ms;
-            shard.cache_misses.retain(|_, t| now < *t + interval);
+            shard.cache_misses.retain(|_, t| {
+                let keep = now < *t + interval;
+                if keep {
+                    next = next.min(*t + interval);
+                }
+                keep
+            });
             shard.channels.retain(|_, ch| {
-                if ch.cache.as_ref().is_some_and(|c| c.expires_ms <= now) {
-                    ch.cache = None;
+                match &ch.cache {
+                    Some(c) if c.expires_ms <= now => ch.cache = None,
+                    Some(c) => next = next.min(c.expires_ms),
+                    None => {}
                 }
                 !ch.is_idle(now)
             });
+        }
+        if next != u64::MAX {
+            self.wake_at(next);
         }
         self.finish(fx)
     }

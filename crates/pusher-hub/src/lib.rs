@@ -51,6 +51,8 @@ mod effects;
 mod hub;
 mod membership;
 mod node;
+mod queue;
+mod refusal;
 mod remote;
 mod session;
 mod users;
@@ -65,5 +67,7 @@ pub use effects::{Delivery, Discard, Full, Notification, NotificationSink, Outbo
 pub use hub::{Hub, Publish, PublishOutcome};
 pub use membership::{Membership, MembershipChange};
 pub use node::{AppSink, ClusterNode, NodeOutcome};
+pub use queue::{ConnQueue, Drained};
+pub use refusal::Refusal;
 pub use remote::RemoteOutcome;
-pub use session::{Action, Session};
+pub use session::{Action, Outcome, Session};

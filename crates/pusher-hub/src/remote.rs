@@ -483,6 +483,7 @@ impl Hub {
                 data: c.data,
                 expires_ms: now + c.ttl_ms,
             });
+            self.wake_at(now + c.ttl_ms);
         }
         if from_leader {
             ch.announced = state.announced.map(|a| {

@@ -4,12 +4,13 @@ use std::sync::Arc;
 
 use pusher_proto::{
     ChannelData, ChannelKind, ChannelName, ClientFrame, ErrorCode, RawJson, ServerFrame, SocketId,
-    Subscribe, SubscriptionError, SubscriptionErrorKind, UserData, validate_client_event_name,
+    Subscribe, UserData, validate_client_event_name,
 };
 
 use crate::channel::Map;
 use crate::effects::Delivery;
 use crate::hub::{Conn, Hub};
+use crate::refusal::Refusal;
 
 /// What the driver must do after feeding the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -20,6 +21,18 @@ pub enum Action {
     /// Close the connection with this code once the queued frames are sent
     /// (the `pusher:error` frame is already queued).
     Close(ErrorCode),
+}
+
+/// What one call into a session did: what the driver must do, and the
+/// frames it queued (to this and other connections) and dropped, for
+/// metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use]
+pub struct Outcome {
+    /// Keep going, or close.
+    pub action: Action,
+    /// Frames queued and dropped by this call.
+    pub delivery: Delivery,
 }
 
 struct Joined {
@@ -63,18 +76,6 @@ impl std::fmt::Debug for Session {
     }
 }
 
-fn refusal(
-    kind: SubscriptionErrorKind,
-    status: u16,
-    error: impl Into<String>,
-) -> SubscriptionError {
-    SubscriptionError {
-        kind,
-        error: error.into(),
-        status,
-    }
-}
-
 impl Session {
     pub(crate) fn new(hub: Arc<Hub>, conn: Conn, now: u64) -> Self {
         let signin_deadline_ms = hub.config().signin_timeout_ms.map(|t| now + t);
@@ -108,9 +109,15 @@ impl Session {
         self.channels.values().map(|j| &j.name)
     }
 
-    /// Frames this session's actions queued and dropped so far, for metrics.
-    pub fn delivery(&self) -> Delivery {
-        self.delivery
+    /// Runs one input, returning what it did; `delivery` collects the
+    /// frames of this call only.
+    fn run(&mut self, f: impl FnOnce(&mut Self) -> Action) -> Outcome {
+        self.delivery = Delivery::default();
+        let action = f(self);
+        Outcome {
+            action,
+            delivery: std::mem::take(&mut self.delivery),
+        }
     }
 
     fn push(&mut self, frame: &ServerFrame) {
@@ -147,7 +154,11 @@ impl Session {
 
     /// Fires due timers: the sign-in deadline (4009), the server ping after
     /// `activity_timeout` of silence, and 4201 when the ping goes unanswered.
-    pub fn handle_timeout(&mut self, now: u64) -> Action {
+    pub fn handle_timeout(&mut self, now: u64) -> Outcome {
+        self.run(|s| s.timers(now))
+    }
+
+    fn timers(&mut self, now: u64) -> Action {
         if self.signin_deadline_ms.is_some_and(|d| now >= d) {
             return self.fail(
                 ErrorCode::Unauthorized,
@@ -174,7 +185,11 @@ impl Session {
     }
 
     /// Handles one text frame from the peer.
-    pub fn handle_text(&mut self, bytes: &[u8], now: u64) -> Action {
+    pub fn handle_text(&mut self, bytes: &[u8], now: u64) -> Outcome {
+        self.run(|s| s.text(bytes, now))
+    }
+
+    fn text(&mut self, bytes: &[u8], now: u64) -> Action {
         self.touch(now);
         let frame = match ClientFrame::decode(bytes) {
             Ok(f) => f,
@@ -205,15 +220,19 @@ impl Session {
 
     fn subscribe(&mut self, s: Subscribe, now: u64) {
         let channel = s.channel.clone();
-        if let Err(error) = self.try_subscribe(s, now) {
-            self.push(&ServerFrame::SubscriptionError { channel, error });
+        if let Err(refusal) = self.try_subscribe(s, now) {
+            self.push(&ServerFrame::SubscriptionError {
+                channel,
+                error: refusal.to_error(),
+            });
         }
     }
 
-    fn try_subscribe(&mut self, s: Subscribe, now: u64) -> Result<(), SubscriptionError> {
+    fn try_subscribe(&mut self, s: Subscribe, now: u64) -> Result<(), Refusal> {
         let config = self.hub.config();
-        let name = ChannelName::with_max_len(&s.channel, config.limits.max_channel_name_len)
-            .map_err(|e| refusal(SubscriptionErrorKind::InvalidChannel, 400, e.to_string()))?;
+        let limits = &config.limits;
+        let name = ChannelName::with_max_len(&s.channel, limits.max_channel_name_len)
+            .map_err(Refusal::InvalidName)?;
         if self.joined(name.as_str()).is_some() {
             let d = self.hub.resend_succeeded(&self.conn, &name);
             self.delivery.add(d);
@@ -223,21 +242,15 @@ impl Session {
         let mut member = None;
         if kind == ChannelKind::ServerToUser {
             if self.user.as_deref() != name.user_id() {
-                return Err(refusal(
-                    SubscriptionErrorKind::AuthError,
-                    403,
-                    "only a connection signed in as this user may subscribe to its #server-to-user channel",
-                ));
+                return Err(Refusal::NotThisUser);
             }
         } else if kind.requires_auth() {
             let channel_data = if kind.is_presence() {
-                Some(s.channel_data.as_deref().ok_or_else(|| {
-                    refusal(
-                        SubscriptionErrorKind::InvalidChannel,
-                        400,
-                        "presence channels need channel_data",
-                    )
-                })?)
+                Some(
+                    s.channel_data
+                        .as_deref()
+                        .ok_or(Refusal::MissingChannelData)?,
+                )
             } else {
                 None
             };
@@ -245,45 +258,27 @@ impl Session {
             let socket_id = self.conn.socket_id.to_string();
             pusher_auth::verify_channel(
                 &config.key,
-                &config.secret,
+                config.secret.expose(),
                 &socket_id,
                 name.as_str(),
                 channel_data,
                 auth,
             )
-            .map_err(|e| {
-                refusal(
-                    SubscriptionErrorKind::AuthError,
-                    401,
-                    format!("Invalid signature: {e}"),
-                )
-            })?;
+            .map_err(Refusal::BadSignature)?;
             if let Some(text) = channel_data {
-                let ChannelData(m) = ChannelData::parse(text).map_err(|e| {
-                    refusal(SubscriptionErrorKind::InvalidChannel, 400, e.to_string())
-                })?;
-                if m.user_id.chars().count() > config.limits.max_user_id_len {
-                    return Err(refusal(
-                        SubscriptionErrorKind::LimitReached,
-                        413,
-                        format!(
-                            "user_id is longer than {} characters",
-                            config.limits.max_user_id_len
-                        ),
-                    ));
+                let ChannelData(m) = ChannelData::parse(text).map_err(Refusal::BadChannelData)?;
+                if m.user_id.chars().count() > limits.max_user_id_len {
+                    return Err(Refusal::UserIdTooLong {
+                        max: limits.max_user_id_len,
+                    });
                 }
                 if m.user_info
                     .as_ref()
-                    .is_some_and(|i| i.json().len() > config.limits.max_user_info_bytes)
+                    .is_some_and(|i| i.json().len() > limits.max_user_info_bytes)
                 {
-                    return Err(refusal(
-                        SubscriptionErrorKind::LimitReached,
-                        413,
-                        format!(
-                            "user_info is larger than {} bytes",
-                            config.limits.max_user_info_bytes
-                        ),
-                    ));
+                    return Err(Refusal::UserInfoTooLarge {
+                        max: limits.max_user_info_bytes,
+                    });
                 }
                 member = Some(m);
             }
@@ -310,9 +305,13 @@ impl Session {
         let hub = Arc::clone(&self.hub);
         let config = hub.config();
         let socket_id = self.conn.socket_id.to_string();
-        if let Err(e) =
-            pusher_auth::verify_user(&config.key, &config.secret, &socket_id, user_data, auth)
-        {
+        if let Err(e) = pusher_auth::verify_user(
+            &config.key,
+            config.secret.expose(),
+            &socket_id,
+            user_data,
+            auth,
+        ) {
             return self.signin_failed(format!("Invalid signature: {e}"));
         }
         let data = match UserData::parse(user_data) {

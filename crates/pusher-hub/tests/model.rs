@@ -300,7 +300,7 @@ proptest! {
         }
         world.model.clear();
         world.check()?;
-        let _ = hub.tick(now + 31 * 60 * 1000);
+        let _ = hub.handle_timeout(now + 31 * 60 * 1000);
         prop_assert!(hub.is_empty(), "leaked: {} channels, {} connections", hub.channel_count(), hub.connection_count());
     }
 }

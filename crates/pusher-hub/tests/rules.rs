@@ -309,13 +309,16 @@ fn cache_channels_replay_the_last_event_or_miss() {
 #[test]
 fn cache_survives_without_subscribers_until_ttl_and_then_is_forgotten() {
     let hub = hub();
+    assert_eq!(hub.poll_timeout(), None, "no timer without a reason");
     publish(&hub, &["private-cache-y"], "e", "v", 0);
     assert_eq!(hub.channel_count(), 1);
-    let _ = hub.tick(30 * 60 * 1000 - 1);
+    assert_eq!(hub.poll_timeout(), Some(30 * 60 * 1000));
+    let _ = hub.handle_timeout(30 * 60 * 1000 - 1);
     assert_eq!(hub.channel_count(), 1);
-    let _ = hub.tick(30 * 60 * 1000);
+    let _ = hub.handle_timeout(30 * 60 * 1000);
     assert_eq!(hub.channel_count(), 0);
     assert!(hub.is_empty());
+    assert_eq!(hub.poll_timeout(), None);
 }
 
 #[test]
@@ -443,14 +446,14 @@ fn bad_signin_is_4009_and_closes_only_when_signin_is_required() {
     let mut b = Client::connect(&hub);
     assert_eq!(b.session.next_timeout(), 30_000);
     assert_eq!(
-        b.session.handle_timeout(30_000),
+        b.session.handle_timeout(30_000).action,
         Action::Close(ErrorCode::Unauthorized)
     );
     assert!(b.take()[0].contains("Connection not authorized within timeout."));
     // Signing in (or joining a private channel) clears the deadline.
     let mut c = Client::connect(&hub);
     c.signin(r#"{"id":"1"}"#);
-    assert_eq!(c.session.handle_timeout(30_000), Action::Continue);
+    assert_eq!(c.session.handle_timeout(30_000).action, Action::Continue);
 }
 
 #[test]
@@ -610,16 +613,19 @@ fn subscription_count_is_sent_on_change_when_enabled() {
     let mut b = Client::connect(&hub);
     b.subscribe("counted");
     assert!(a.take()[0].contains(r#"subscription_count\":2"#));
-    // Above the threshold: throttled to once per 5 s, flushed by tick.
+    // Above the threshold: throttled to once per 5 s, sent by handle_timeout.
     let mut c3 = Client::connect(&hub);
     c3.send(
         r#"{"event":"pusher:subscribe","data":{"channel":"counted"}}"#,
         1000,
     );
     assert!(a.take().is_empty());
-    let _ = hub.tick(4999);
+    // The hub says when to call it back: when the throttle allows.
+    assert_eq!(hub.poll_timeout(), Some(5000));
+    let _ = hub.handle_timeout(4999);
     assert!(a.take().is_empty());
-    let _ = hub.tick(5000);
+    assert_eq!(hub.poll_timeout(), Some(5000));
+    let _ = hub.handle_timeout(5000);
     assert_eq!(
         a.take(),
         [
@@ -667,11 +673,11 @@ fn liveness_pings_then_closes_with_4201() {
     let hub = hub();
     let mut a = Client::connect(&hub);
     assert_eq!(a.session.next_timeout(), 120_000);
-    assert_eq!(a.session.handle_timeout(120_000), Action::Continue);
+    assert_eq!(a.session.handle_timeout(120_000).action, Action::Continue);
     assert_eq!(a.take(), [r#"{"event":"pusher:ping","data":"{}"}"#]);
     assert_eq!(a.session.next_timeout(), 150_000);
     assert_eq!(
-        a.session.handle_timeout(150_000),
+        a.session.handle_timeout(150_000).action,
         Action::Close(ErrorCode::PongNotReceived)
     );
     assert_eq!(
@@ -680,7 +686,7 @@ fn liveness_pings_then_closes_with_4201() {
     );
     // Any frame resets it; a client ping is answered.
     let mut b = Client::connect(&hub);
-    let _ = b.session.handle_timeout(120_000);
+    let _ = b.session.handle_timeout(120_000).action;
     b.send(r#"{"event":"pusher:ping","data":{}}"#, 130_000);
     assert_eq!(b.take()[1], r#"{"event":"pusher:pong","data":"{}"}"#);
     assert_eq!(b.session.next_timeout(), 250_000);
@@ -759,7 +765,7 @@ fn cache_miss_notifications_stay_throttled_when_the_channel_empties() {
         1
     );
     a.session.close(30_000);
-    let _ = hub.tick(60_001);
+    let _ = hub.handle_timeout(60_001);
     assert!(hub.is_empty());
 }
 
@@ -801,4 +807,45 @@ fn lone_surrogate_escapes_are_refused_without_a_panic() {
         assert!(f[0].starts_with(r#"{"event":"pusher:"#), "{f:?}");
     }
     assert!(a.take().is_empty());
+}
+
+/// Notifications leave the hub after its locks are released: a sink that
+/// queries the hub from inside `notify` does not deadlock.
+#[test]
+fn a_notification_sink_may_query_the_hub() {
+    use std::sync::{OnceLock, Weak};
+
+    #[derive(Default)]
+    struct Querying {
+        hub: OnceLock<Weak<Hub>>,
+        seen: std::sync::Mutex<Vec<usize>>,
+    }
+    impl pusher_hub::NotificationSink for Querying {
+        fn notify(&self, _: Notification) {
+            let hub = self.hub.get().and_then(Weak::upgrade).unwrap();
+            let n = hub.channels("", InfoRequest::default()).len();
+            let _ = hub.users(&ChannelName::new("presence-q").unwrap());
+            let _ = hub.channel_info(
+                &ChannelName::new("presence-q").unwrap(),
+                InfoRequest::default(),
+                0,
+            );
+            self.seen.lock().unwrap().push(n);
+        }
+    }
+    let sink = Arc::new(Querying::default());
+    let mut c = config();
+    c.subscription_count = true;
+    let hub = Arc::new(Hub::new(c).with_notifications(sink.clone()));
+    sink.hub.set(Arc::downgrade(&hub)).unwrap();
+    let mut a = Client::connect(&hub);
+    a.subscribe_presence("presence-q", r#"{"user_id":"1"}"#);
+    a.subscribe("cache-z");
+    a.send(
+        r#"{"event":"pusher:unsubscribe","data":{"channel":"presence-q"}}"#,
+        0,
+    );
+    drop(a);
+    // occupied, member_added, occupied, cache_miss, subscription_count, ...
+    assert!(sink.seen.lock().unwrap().len() >= 6);
 }

@@ -7,14 +7,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::Body;
 use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
 use hyper::{Request, Response, StatusCode};
 use pusher_auth::HttpAuthError;
 use pusher_hub::{ApiError, ApiResponse, ApiTarget, AppRef};
 
 use crate::apps::App;
-use crate::server::State;
+use crate::endpoint::State;
 
 type Resp = Response<Full<Bytes>>;
 
@@ -50,7 +50,11 @@ fn now_unix() -> u64 {
 
 /// Handles `/apps/...` (and `/users/.../terminate_connections`); counts the
 /// answer's status.
-pub(crate) async fn handle(state: &Arc<State>, req: Request<Incoming>) -> Resp {
+pub(crate) async fn handle<B>(state: &Arc<State>, req: Request<B>) -> Resp
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let resp = serve(state, req).await;
     state.metrics.http(resp.status().as_u16());
     resp
@@ -69,7 +73,11 @@ fn find_app<'a>(state: &'a State, app: &AppRef) -> Result<&'a Arc<App>, ApiError
     }
 }
 
-async fn serve(state: &Arc<State>, req: Request<Incoming>) -> Resp {
+async fn serve<B>(state: &Arc<State>, req: Request<B>) -> Resp
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let (parts, body) = req.into_parts();
     let path = parts.uri.path();
     let query = parts.uri.query().unwrap_or("");

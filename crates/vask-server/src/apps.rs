@@ -8,8 +8,8 @@ use pusher_hub::{Hub, HubConfig, Limits, Notification, NotificationSink};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::{AppConfig, ServerConfig};
+use crate::endpoint::Alive;
 use crate::metrics::{AppMetrics, Metrics};
-use crate::server::Alive;
 use crate::webhooks::{self, WebhookSink};
 
 /// One hosted app.
@@ -52,7 +52,7 @@ impl NotificationSink for Notifications {
 /// The hub's settings for an app.
 pub fn hub_config(app: &AppConfig, server: &ServerConfig) -> HubConfig {
     let l = &app.limits;
-    let mut c = HubConfig::new(&app.id, &app.key, &app.secret);
+    let mut c = HubConfig::new(&app.id, &app.key, app.secret.clone());
     c.client_events = app.client_events;
     c.subscription_count = app.subscription_count;
     c.activity_timeout_secs = server.activity_timeout_secs;

@@ -251,8 +251,8 @@ pub struct AppConfig {
     pub id: String,
     /// The public key clients connect with.
     pub key: String,
-    /// The secret that signs auth and API requests.
-    pub secret: String,
+    /// The secret that signs auth and API requests (never printed).
+    pub secret: pusher_auth::Secret,
     /// A disabled app refuses connections (4003) and API calls (403).
     #[serde(default = "yes")]
     pub enabled: bool,
@@ -494,7 +494,7 @@ impl Config {
             config.apps = vec![AppConfig {
                 id: id.clone(),
                 key: key.clone(),
-                secret: secret.clone(),
+                secret: secret.clone().into(),
                 ..AppConfig::development()
             }];
         }

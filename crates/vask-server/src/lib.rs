@@ -18,8 +18,8 @@ mod api;
 pub mod apps;
 mod cluster;
 pub mod config;
+mod endpoint;
 pub mod metrics;
-mod outbox;
 mod server;
 mod tls;
 mod webhooks;
@@ -27,4 +27,5 @@ mod ws;
 
 pub use cluster::{Cluster, ClusterStatus};
 pub use config::{AppConfig, Cli, ClusterConfig, Config, ConfigError};
-pub use server::{Running, State, start};
+pub use endpoint::{Endpoint, PusherService, StartError, State};
+pub use server::{Running, start};

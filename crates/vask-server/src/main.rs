@@ -49,7 +49,7 @@ fn banner(
         writeln!(out, "    PUSHER_APP_ID={}", app.id)?;
         writeln!(out, "    PUSHER_APP_KEY={}", app.key)?;
         if dev {
-            writeln!(out, "    PUSHER_APP_SECRET={}", app.secret)?;
+            writeln!(out, "    PUSHER_APP_SECRET={}", app.secret.expose())?;
         } else {
             writeln!(
                 out,

@@ -20,8 +20,8 @@ use tokio::task::JoinSet;
 use tokio::time::Instant;
 
 use crate::config::{AppConfig, WebhookConfig, WebhookSettings};
+use crate::endpoint::Alive;
 use crate::metrics::AppMetrics;
-use crate::server::Alive;
 
 /// Turns hub notifications into webhook events for one app's task; never
 /// blocks the hub: a full queue drops the event (counted, logged).
@@ -217,7 +217,7 @@ pub(crate) async fn run(
                     break;
                 }
             }
-            _ = crate::server::stopped(&mut shutdown), if !stopping => {
+            _ = crate::endpoint::stopped(&mut shutdown), if !stopping => {
                 // Closing connections still produce events: stop holding,
                 // send everything promptly, leave when the hub is empty.
                 stopping = true;
@@ -349,7 +349,7 @@ impl Sender {
             events,
         };
         let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
-        let signature = pusher_auth::sign_webhook(&self.app.secret, &body);
+        let signature = pusher_auth::sign_webhook(self.app.secret.expose(), &body);
         let started = Instant::now();
         let budget = Duration::from_millis(self.settings.retry_budget_ms);
         let mut delay = Duration::from_millis(self.settings.retry_initial_ms);
@@ -382,7 +382,7 @@ impl Sender {
             let mut shutdown = self.shutdown.clone();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
-                _ = crate::server::stopped(&mut shutdown) => {}
+                _ = crate::endpoint::stopped(&mut shutdown) => {}
             }
             delay = (delay * 2).min(Duration::from_secs(60));
         }

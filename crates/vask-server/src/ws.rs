@@ -10,14 +10,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
 use http_body_util::Full;
-use hyper::body::Incoming;
 use hyper::header::{
     CONNECTION, HeaderValue, SEC_WEBSOCKET_ACCEPT, SEC_WEBSOCKET_KEY, SEC_WEBSOCKET_VERSION,
     UPGRADE,
 };
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use pusher_hub::{Action, Delivery, Outbox, Session};
+use pusher_hub::{Action, ConnQueue, Delivery, Drained, Outbox};
 use pusher_proto::{ErrorCode, ServerFrame, UpgradeRequest, check_upgrade};
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
@@ -29,8 +28,7 @@ use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig
 use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
 
 use crate::apps::App;
-use crate::outbox::{ConnOutbox, Drained};
-use crate::server::{Alive, State, text};
+use crate::endpoint::{Alive, State, text};
 
 /// Whether the request asks for a WebSocket upgrade (then the handshake's
 /// rules decide, whatever the method and path).
@@ -62,9 +60,9 @@ fn admit(state: &State, app_key: Result<&str, ErrorCode>) -> Result<Arc<App>, Er
 }
 
 /// Answers the handshake and spawns the connection task.
-pub(crate) fn upgrade(
+pub(crate) fn upgrade<B>(
     state: Arc<State>,
-    mut req: Request<Incoming>,
+    mut req: Request<B>,
     alive: Alive,
 ) -> Response<Full<Bytes>> {
     let h = req.headers();
@@ -119,7 +117,7 @@ pub(crate) fn upgrade(
             }
             // Boxed: a TLS stream is large, and keeping it inline would make
             // every plain connection's task that large too.
-            Err(upgraded) => Box::pin(run_tls(state, admitted, upgraded, config)).await,
+            Err(upgraded) => Box::pin(run_other(state, admitted, upgraded, config)).await,
         }
         drop(alive);
     });
@@ -154,7 +152,9 @@ async fn run<S: Io>(
     }
 }
 
-async fn run_tls(
+/// A TLS connection of our own listener, or a stream of an embedder's
+/// server (used as hyper hands it over).
+async fn run_other(
     state: Arc<State>,
     admitted: Result<Arc<App>, ErrorCode>,
     upgraded: hyper::upgrade::Upgraded,
@@ -165,7 +165,10 @@ async fn run_tls(
             let ws = websocket(parts.io.into_inner(), parts.read_buf, config).await;
             run(state, admitted, ws).await;
         }
-        Err(_) => tracing::error!("upgraded connection is neither TCP nor TLS"),
+        Err(upgraded) => {
+            let ws = websocket(TokioIo::new(upgraded), Bytes::new(), config).await;
+            run(state, admitted, ws).await;
+        }
     }
 }
 
@@ -240,17 +243,12 @@ async fn write_batch<S: Io>(
     Ok(())
 }
 
-/// Adds what the session queued since the last call to the app's counters.
-fn count_delivery(app: &App, session: &Session, counted: &mut Delivery) {
-    let d = session.delivery();
-    app.metrics
-        .deliveries
-        .inc_by(d.delivered - counted.delivered);
-    if d.dropped > counted.dropped {
-        app.metrics
-            .dropped("outbox_full", d.dropped - counted.dropped);
+/// Counts what one session call queued and dropped.
+fn count(app: &App, d: Delivery) {
+    app.metrics.deliveries.inc_by(d.delivered);
+    if d.dropped > 0 {
+        app.metrics.dropped("outbox_full", d.dropped);
     }
-    *counted = d;
 }
 
 /// Why the loop ended.
@@ -264,7 +262,7 @@ enum End {
 }
 
 async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketStream<S>) {
-    let outbox = Arc::new(ConnOutbox::new(
+    let outbox = Arc::new(ConnQueue::new(
         state.config.outbox_capacity,
         state.config.outbox_max_bytes,
     ));
@@ -276,19 +274,18 @@ async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketSt
     app.metrics.connections_total.inc();
     let mut shutdown = state.shutdown.clone();
     let mut buf = VecDeque::new();
-    let mut counted = Delivery::default();
     let mut deadline = session.next_timeout();
     let sleep = tokio::time::sleep_until(state.instant(deadline));
     tokio::pin!(sleep);
 
     let end = loop {
         tokio::select! {
-            _ = crate::server::stopped(&mut shutdown) => {
+            _ = crate::endpoint::stopped(&mut shutdown) => {
                 let _ = outbox.push(ServerFrame::error_with(
                     ErrorCode::Reconnect, "Server closed. Please reconnect shortly.").encode());
                 break End::Close(ErrorCode::Reconnect);
             }
-            _ = outbox.ready() => {
+            _ = std::future::poll_fn(|cx| outbox.poll_ready(cx)) => {
                 match outbox.drain(&mut buf) {
                     Drained::Overflowed(n) => break End::Slow(n),
                     Drained::Frames(close) => {
@@ -309,9 +306,9 @@ async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketSt
                     Some(Ok(Message::Text(t))) => {
                         app.metrics.messages_in.inc();
                         app.metrics.bytes_in.inc_by(t.len() as u64);
-                        let action = session.handle_text(t.as_bytes(), now);
-                        count_delivery(&app, &session, &mut counted);
-                        if let Action::Close(code) = action {
+                        let done = session.handle_text(t.as_bytes(), now);
+                        count(&app, done.delivery);
+                        if let Action::Close(code) = done.action {
                             break End::Close(code);
                         }
                     }
@@ -347,7 +344,9 @@ async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketSt
                 }
             }
             _ = &mut sleep => {
-                if let Action::Close(code) = session.handle_timeout(state.now_ms()) {
+                let done = session.handle_timeout(state.now_ms());
+                count(&app, done.delivery);
+                if let Action::Close(code) = done.action {
                     break End::Close(code);
                 }
             }
@@ -387,7 +386,6 @@ async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketSt
             send_close(&mut ws, ErrorCode::OverCapacity).await;
         }
     }
-    count_delivery(&app, &session, &mut counted);
     session.close(state.now_ms());
     app.metrics.connections.dec();
     outbox.close(ErrorCode::Reconnect);

@@ -95,7 +95,7 @@ impl Client {
     }
 
     pub fn send(&mut self, frame: &str, now: u64) -> pusher_hub::Action {
-        self.session.handle_text(frame.as_bytes(), now)
+        self.session.handle_text(frame.as_bytes(), now).action
     }
 
     pub fn subscribe(&mut self, channel: &str) {

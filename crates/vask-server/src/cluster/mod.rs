@@ -23,8 +23,8 @@ use pusher_hub::{AppSink, ClusterNode, Hub, NodeId, NodeOutcome, Wire};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::ClusterConfig;
+use crate::endpoint::Alive;
 use crate::metrics::{AppMetrics, Metrics};
-use crate::server::Alive;
 
 /// Messages waiting for the bus before new ones are dropped.
 const QUEUE: usize = 65_536;
@@ -205,11 +205,11 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    fn now(self) -> u64 {
+    pub(crate) fn now(self) -> u64 {
         self.origin.elapsed().as_millis() as u64
     }
 
-    fn instant(self, ms: u64) -> tokio::time::Instant {
+    pub(crate) fn instant(self, ms: u64) -> tokio::time::Instant {
         tokio::time::Instant::from_std(self.origin + Duration::from_millis(ms.min(u64::MAX / 4)))
     }
 }
@@ -300,7 +300,7 @@ impl Driver {
                     let outcome = self.node.handle_timeout(self.clock.now());
                     self.account(outcome);
                 }
-                _ = crate::server::stopped(&mut closing) => break,
+                _ = crate::endpoint::stopped(&mut closing) => break,
             }
             while let Some(w) = self.node.poll_transmit() {
                 self.send(w);

@@ -32,6 +32,20 @@ function uniq(prefix) {
   return `${prefix}${RUN}-${counter}`;
 }
 
+/**
+ * Polls `query` (an async function giving JSON) until its answer deep-equals
+ * `expected` or `ms` pass, and returns the last answer: in cluster mode a query
+ * through another node sees a change a few milliseconds later.
+ */
+async function settled(query, expected, ms = 2000) {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const got = await query();
+    if (require('node:util').isDeepStrictEqual(got, expected) || Date.now() > deadline) return got;
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
 /** A pusher-http-node instance for the interop app (overrides for error cases). */
 function backend(overrides = {}) {
   return new PusherServer({
@@ -322,6 +336,7 @@ module.exports = {
   HOST,
   PORT,
   API_PORT,
+  settled,
   APP,
   DISABLED_APP,
   MASTER_KEY_B64,

@@ -9,6 +9,7 @@ const {
   Harness,
   HOST,
   API_PORT,
+  settled,
   APP,
   DISABLED_APP,
   RUN,
@@ -46,12 +47,18 @@ describe('http api', () => {
     await subscribed(u1, pub);
     await subscribed(u2, pub);
 
-    const list = await (
-      await h.sdk.get({ path: '/channels', params: { filter_by_prefix: prefix, info: 'user_count' } })
-    ).json();
-    assert.deepEqual(list, {
-      channels: { [roomA]: { user_count: 2 }, [roomB]: { user_count: 1 } },
-    });
+    const expected = { channels: { [roomA]: { user_count: 2 }, [roomB]: { user_count: 1 } } };
+    const list = await settled(
+      async () =>
+        (await h.sdk.get({ path: '/channels', params: { filter_by_prefix: prefix, info: 'user_count' } })).json(),
+      expected,
+    );
+    assert.deepEqual(list, expected);
+    const pubExpected = { occupied: true, subscription_count: 2 };
+    await settled(
+      async () => (await h.sdk.get({ path: `/channels/${pub}`, params: { info: 'subscription_count' } })).json(),
+      pubExpected,
+    );
 
     const plain = await (await h.sdk.get({ path: '/channels', params: { filter_by_prefix: prefix } })).json();
     assert.deepEqual(plain, { channels: { [roomA]: {}, [roomB]: {} } });
@@ -141,6 +148,10 @@ describe('http api', () => {
     const name = uniq('info-');
     const client = await h.connected();
     await subscribed(client, name);
+    await settled(
+      async () => (await h.sdk.get({ path: `/channels/${name}`, params: { info: 'subscription_count' } })).json(),
+      { occupied: true, subscription_count: 1 },
+    );
     const res = await h.sdk.trigger(name, 'e', {}, { info: 'subscription_count' });
     assert.deepEqual(await res.json(), { channels: { [name]: { subscription_count: 1 } } });
   });
@@ -165,8 +176,12 @@ describe('http api', () => {
     const got = waitFor(channel, 'punct');
     await h.sdk.trigger(name, 'punct', { ok: 1 });
     assert.deepEqual(await got, { ok: 1 });
-    const info = await (await h.sdk.get({ path: `/channels/${name}`, params: { info: 'subscription_count' } })).json();
-    assert.deepEqual(info, { occupied: true, subscription_count: 1 });
+    const expected = { occupied: true, subscription_count: 1 };
+    const info = await settled(
+      async () => (await h.sdk.get({ path: `/channels/${name}`, params: { info: 'subscription_count' } })).json(),
+      expected,
+    );
+    assert.deepEqual(info, expected);
   });
 
   test('UTF-8 payloads arrive intact', async () => {

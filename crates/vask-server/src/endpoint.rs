@@ -1,0 +1,390 @@
+//! The Pusher endpoint without a listener: the apps and their hubs, their
+//! timers, webhooks and cluster node, and a service that answers
+//! `/app/{key}` (WebSocket), `/apps/{id}/...` (HTTP API), `/up` and
+//! `/metrics`. vask-server's listener serves it; an embedder mounts
+//! [`Endpoint::service`] in its own hyper or axum server.
+//!
+//! ```no_run
+//! # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+//! let config = vask_server::Config::load(&vask_server::Cli::default())?;
+//! let endpoint = vask_server::Endpoint::start(&config).await?;
+//! let service = endpoint.service(); // tower and hyper `Service`
+//! # let _ = service;
+//! endpoint.shutdown().await;
+//! # Ok(()) }
+//! ```
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Body;
+use hyper::{Method, Request, Response, StatusCode};
+use parking_lot::Mutex;
+use tokio::sync::{mpsc, watch};
+
+use crate::apps::Apps;
+use crate::config::{Config, ServerConfig};
+use crate::metrics::Metrics;
+use crate::{api, ws};
+
+/// What every connection task shares.
+#[derive(Debug)]
+pub struct State {
+    /// The hosted apps.
+    pub apps: Apps,
+    /// Process-wide settings.
+    pub config: ServerConfig,
+    /// Metrics.
+    pub metrics: Arc<Metrics>,
+    /// The hub clock's origin.
+    pub start: Instant,
+    /// Flips to true when shutdown begins: WebSocket connections are told
+    /// to reconnect (4200), the node drains.
+    pub shutdown: watch::Receiver<bool>,
+    /// Flips to true when the drain is over: the listener closes, HTTP
+    /// connections finish their request in flight and close.
+    pub(crate) closing: watch::Receiver<bool>,
+    /// False once shutdown began: `/up` answers 503, new WebSocket
+    /// connections get 4200, API answers carry `Connection: close`.
+    pub accepting: AtomicBool,
+    /// Set when this server is a node of a cluster.
+    pub cluster: Option<crate::cluster::Cluster>,
+}
+
+/// Held by every connection task; shutdown waits until all are dropped.
+pub(crate) type Alive = mpsc::Sender<()>;
+
+impl State {
+    /// Milliseconds on the hub clock.
+    pub fn now_ms(&self) -> u64 {
+        self.start.elapsed().as_millis() as u64
+    }
+
+    /// The instant of a hub-clock time, for timers.
+    pub fn instant(&self, ms: u64) -> tokio::time::Instant {
+        tokio::time::Instant::from_std(self.start + Duration::from_millis(ms.min(u64::MAX / 4)))
+    }
+}
+
+/// Why an endpoint could not start.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// The cluster engine could not be reached.
+    #[error("{0}")]
+    Cluster(String),
+}
+
+/// A running endpoint: apps, hubs, background tasks.
+#[derive(Debug)]
+pub struct Endpoint {
+    state: Arc<State>,
+    alive: Alive,
+    alive_rx: Mutex<Option<mpsc::Receiver<()>>>,
+    shutdown: watch::Sender<bool>,
+    closing: watch::Sender<bool>,
+}
+
+impl Endpoint {
+    /// Builds every app's hub and starts their timers, webhooks and (with
+    /// `[cluster]`) the cluster node; in a cluster, returns once the node
+    /// knows the cluster's state. Needs a tokio runtime.
+    ///
+    /// # Errors
+    /// The cluster engine cannot be reached.
+    pub async fn start(config: &Config) -> Result<Self, StartError> {
+        let metrics = Arc::new(Metrics::default());
+        let seed = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+            ^ u64::from(std::process::id()).rotate_left(32);
+        let (shutdown_tx, shutdown_rx) = watch::channel(false);
+        let (closing_tx, closing_rx) = watch::channel(false);
+        let (alive_tx, alive_rx) = mpsc::channel(1);
+        let prepared = config.cluster.as_ref().map(crate::cluster::Prepared::new);
+        let start = Instant::now();
+        let apps = Apps::new(
+            &config.apps,
+            &crate::apps::Context {
+                server: &config.server,
+                metrics: &metrics,
+                seed,
+                shutdown: &shutdown_rx,
+                alive: &alive_tx,
+                cluster: prepared.as_ref(),
+                origin: start,
+            },
+        );
+        let clock = crate::cluster::Clock { origin: start };
+        for app in apps.iter() {
+            tokio::spawn(timers(app.clone(), clock, shutdown_rx.clone()));
+        }
+        // A cluster node refuses to start when its engine cannot be
+        // reached, and answers only once it knows the cluster's state.
+        let cluster = match (&config.cluster, prepared) {
+            (Some(c), Some(prepared)) => {
+                let hubs = apps
+                    .iter()
+                    .map(|a| (a.config.id.clone(), a.hub.clone(), a.metrics.clone()))
+                    .collect();
+                let cluster = crate::cluster::start(
+                    c,
+                    prepared,
+                    hubs,
+                    metrics.clone(),
+                    clock,
+                    closing_rx.clone(),
+                    alive_tx.clone(),
+                )
+                .await
+                .map_err(StartError::Cluster)?;
+                Some(cluster)
+            }
+            _ => None,
+        };
+        let state = Arc::new(State {
+            apps,
+            config: config.server.clone(),
+            metrics,
+            start,
+            shutdown: shutdown_rx,
+            closing: closing_rx,
+            accepting: AtomicBool::new(true),
+            cluster,
+        });
+        Ok(Self {
+            state,
+            alive: alive_tx,
+            alive_rx: Mutex::new(Some(alive_rx)),
+            shutdown: shutdown_tx,
+            closing: closing_tx,
+        })
+    }
+
+    /// The shared state (apps, hubs, metrics).
+    pub fn state(&self) -> &Arc<State> {
+        &self.state
+    }
+
+    /// The service answering the endpoint's paths, for hyper
+    /// (`hyper::service::Service`) and tower/axum (`tower::Service`).
+    pub fn service(&self) -> PusherService {
+        PusherService {
+            state: self.state.clone(),
+            alive: self.alive.clone(),
+        }
+    }
+
+    /// Starts draining: `/up` answers 503, WebSocket clients are told to
+    /// reconnect (4200), new ones get 4200, webhooks flush.
+    pub fn begin_shutdown(&self) {
+        self.state.accepting.store(false, Ordering::SeqCst);
+        let _ = self.shutdown.send(true);
+    }
+
+    /// Shuts down gracefully: [`Endpoint::begin_shutdown`], then waits (at
+    /// most `shutdown_grace_secs`) for connections and webhooks to finish,
+    /// and says goodbye to the cluster.
+    pub async fn shutdown(self) {
+        self.begin_shutdown();
+        self.finish(tokio::time::Instant::now()).await;
+    }
+
+    /// The end of a shutdown begun at `started`: the drain is over.
+    pub(crate) async fn finish(self, started: tokio::time::Instant) {
+        let grace = Duration::from_secs(self.state.config.shutdown_grace_secs);
+        let _ = self.closing.send(true);
+        let Self {
+            state,
+            alive,
+            alive_rx,
+            ..
+        } = self;
+        drop(alive);
+        let Some(mut alive_rx) = alive_rx.lock().take() else {
+            return;
+        };
+        // Every task holds a sender: recv is None when all are done.
+        let done = tokio::time::timeout_at(started + grace, async {
+            while alive_rx.recv().await.is_some() {}
+        })
+        .await
+        .is_ok();
+        if !done {
+            let open: usize = state.apps.iter().map(|a| a.hub.connection_count()).sum();
+            tracing::warn!(
+                connections = open,
+                "grace period over with connections still open; exiting"
+            );
+        }
+    }
+}
+
+/// One app's hub timers (throttled counts, cache expiry): sleeps until the
+/// hub's next deadline, or until it announces an earlier one.
+async fn timers(
+    app: Arc<crate::apps::App>,
+    clock: crate::cluster::Clock,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    loop {
+        let next = app.hub.poll_timeout();
+        let sleep = async {
+            match next {
+                Some(t) => tokio::time::sleep_until(clock.instant(t)).await,
+                None => std::future::pending().await,
+            }
+        };
+        let earlier = std::future::poll_fn(|cx| {
+            app.hub.register_timer(cx.waker());
+            if app.hub.poll_timeout() == next {
+                Poll::Pending
+            } else {
+                Poll::Ready(())
+            }
+        });
+        tokio::select! {
+            _ = sleep => {
+                let d = app.hub.handle_timeout(clock.now());
+                app.metrics.deliveries.inc_by(d.delivered);
+            }
+            _ = earlier => {}
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// The endpoint as a service: `/app/{key}`, `/apps/{id}/...`, `/up`,
+/// `/metrics`; anything else is a JSON 404.
+#[derive(Debug, Clone)]
+pub struct PusherService {
+    state: Arc<State>,
+    alive: Alive,
+}
+
+type BoxFuture = Pin<Box<dyn Future<Output = Result<Response<Full<Bytes>>, Infallible>> + Send>>;
+
+impl PusherService {
+    fn respond<B>(&self, req: Request<B>) -> BoxFuture
+    where
+        B: Body<Data = Bytes> + Send + 'static,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (state, alive) = (self.state.clone(), self.alive.clone());
+        Box::pin(async move { Ok(handle(state, req, alive).await) })
+    }
+}
+
+impl<B> tower_service::Service<Request<B>> for PusherService
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: Request<B>) -> BoxFuture {
+        self.respond(req)
+    }
+}
+
+impl<B> hyper::service::Service<Request<B>> for PusherService
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    type Response = Response<Full<Bytes>>;
+    type Error = Infallible;
+    type Future = BoxFuture;
+
+    fn call(&self, req: Request<B>) -> BoxFuture {
+        self.respond(req)
+    }
+}
+
+/// Routes one request.
+pub(crate) async fn handle<B>(
+    state: Arc<State>,
+    req: Request<B>,
+    alive: Alive,
+) -> Response<Full<Bytes>>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    if ws::is_upgrade(&req) {
+        return ws::upgrade(state, req, alive);
+    }
+    let path = req.uri().path();
+    let resp = match (req.method(), path) {
+        (&Method::GET, "/up") => {
+            // A lost cluster bus keeps 200: the node serves its own
+            // connections, and draining every node at once would be worse.
+            let cluster = state
+                .cluster
+                .as_ref()
+                .map(|c| format!("\n{}", c.status.describe()))
+                .unwrap_or_default();
+            if state.accepting.load(Ordering::SeqCst) {
+                text(StatusCode::OK, format!("OK{cluster}"))
+            } else {
+                text(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!("shutting down{cluster}"),
+                )
+            }
+        }
+        (&Method::GET, "/metrics") => {
+            let mut r = text(StatusCode::OK, state.metrics.encode());
+            r.headers_mut().insert(
+                hyper::header::CONTENT_TYPE,
+                hyper::header::HeaderValue::from_static(
+                    "application/openmetrics-text; version=1.0.0; charset=utf-8",
+                ),
+            );
+            r
+        }
+        _ if path.starts_with("/apps/") || path.starts_with("/users/") => {
+            api::handle(&state, req).await
+        }
+        _ => api::error(StatusCode::NOT_FOUND, "Not found"),
+    };
+    draining(&state, resp)
+}
+
+/// While draining, every answer closes its connection, so that keep-alive
+/// clients reconnect (through the load balancer) to another node.
+fn draining(state: &State, mut resp: Response<Full<Bytes>>) -> Response<Full<Bytes>> {
+    if !state.accepting.load(Ordering::SeqCst) && resp.status() != StatusCode::SWITCHING_PROTOCOLS {
+        resp.headers_mut().insert(
+            hyper::header::CONNECTION,
+            hyper::header::HeaderValue::from_static("close"),
+        );
+    }
+    resp
+}
+
+/// A plain-text response.
+pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<Bytes>> {
+    let mut r = Response::new(Full::new(body.into()));
+    *r.status_mut() = status;
+    r
+}
+
+/// Resolves once `rx` flips to true.
+pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
+    let _ = rx.wait_for(|s| *s).await;
+}
