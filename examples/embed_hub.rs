@@ -1,59 +1,96 @@
 //! Embeds the channel hub in a tiny program without vask-server: a few
 //! in-memory "connections" subscribe, join a presence channel, exchange a
-//! client event, and receive a publish. Each connection's outbox is a plain
-//! queue; a real server would write the frames to its sockets.
+//! client event, receive a publish, and are pinged by the session timers.
+//! Each connection's queue is the hub's own `ConnQueue`; a real server
+//! would write the drained frames to its sockets. Every result the hub
+//! returns is acted on: frames counted, closes honoured, timers scheduled.
 //!
 //! Run: `cargo run -p vask-examples --example embed_hub`
 
-use std::sync::{Arc, Mutex};
+use std::collections::VecDeque;
+use std::sync::Arc;
 
-use bytes::Bytes;
-use pusher_hub::{Full, Hub, HubConfig, Outbox, Publish};
+use pusher_hub::{Action, ConnQueue, Drained, Hub, HubConfig, Outcome, Publish, Session};
 use pusher_proto::http::InfoRequest;
 use pusher_proto::{ChannelName, ErrorCode};
 
-/// A connection's outgoing frames.
-#[derive(Default)]
-struct Queue {
-    frames: Mutex<Vec<Bytes>>,
+/// One in-memory connection: its session and its queue.
+struct Conn {
+    name: &'static str,
+    session: Session,
+    queue: Arc<ConnQueue>,
+    closed: Option<ErrorCode>,
 }
 
-impl Outbox for Queue {
-    fn push(&self, frame: Bytes) -> Result<(), Full> {
-        self.frames.lock().unwrap().push(frame);
-        Ok(())
+impl Conn {
+    fn open(hub: &Arc<Hub>, name: &'static str, now: u64) -> Result<Self, ErrorCode> {
+        let queue = Arc::new(ConnQueue::new(1024, 1 << 20));
+        let session = hub.connect(queue.clone(), now)?;
+        Ok(Self {
+            name,
+            session,
+            queue,
+            closed: None,
+        })
     }
-    fn close(&self, code: ErrorCode) {
-        println!("  (close requested: {})", code.code());
-    }
-}
 
-impl Queue {
-    fn print(&self, who: &str) {
-        for f in self.frames.lock().unwrap().drain(..) {
-            println!("  {who} <- {}", String::from_utf8_lossy(&f));
+    /// Feeds a frame as the peer would send it, and acts on the outcome.
+    fn send(&mut self, frame: &str, now: u64) {
+        let outcome = self.session.handle_text(frame.as_bytes(), now);
+        self.act(outcome);
+    }
+
+    fn act(&mut self, outcome: Outcome) {
+        if outcome.delivery.dropped > 0 {
+            println!(
+                "  ({} frames dropped: full queues)",
+                outcome.delivery.dropped
+            );
+        }
+        if let Action::Close(code) = outcome.action {
+            self.closed = Some(code);
+        }
+    }
+
+    /// What a writer would send: the queued frames, then a close if asked.
+    fn flush(&mut self) {
+        let mut frames = VecDeque::new();
+        match self.queue.drain(&mut frames) {
+            Drained::Frames(close) => {
+                for f in frames {
+                    println!("  {} <- {}", self.name, String::from_utf8_lossy(&f));
+                }
+                if let Some(code) = close.or(self.closed) {
+                    println!("  {} closed with {}", self.name, code.code());
+                }
+            }
+            Drained::Overflowed(n) => {
+                println!("  {} cut off (4100), {n} frames dropped", self.name)
+            }
         }
     }
 }
 
-fn main() {
+fn main() -> Result<(), ErrorCode> {
     let (key, secret) = ("app-key", "app-secret");
     let mut config = HubConfig::new("1", key, secret);
     config.client_events = true;
+    config.activity_timeout_secs = 2;
+    config.pong_timeout_ms = 1000;
     let hub = Arc::new(Hub::new(config));
-    let now = 0; // the embedder's clock, in milliseconds
+    let mut now = 0; // the embedder's clock, in milliseconds
 
-    let (qa, qb) = (Arc::new(Queue::default()), Arc::new(Queue::default()));
-    let mut alice = hub.connect(qa.clone(), now).expect("under quota");
-    let mut bob = hub.connect(qb.clone(), now).expect("under quota");
+    let mut alice = Conn::open(&hub, "alice", now)?;
+    let mut bob = Conn::open(&hub, "bob", now)?;
 
     // Presence: the app's auth endpoint would produce these signatures.
-    for (session, user) in [(&mut alice, "alice"), (&mut bob, "bob")] {
-        let channel_data = format!(r#"{{"user_id":"{user}"}}"#);
+    for conn in [&mut alice, &mut bob] {
+        let channel_data = format!(r#"{{"user_id":"{}"}}"#, conn.name);
+        let socket_id = conn.session.socket_id().to_string();
         let auth = pusher_auth::sign_channel(
             key,
             secret,
-            &session.socket_id().to_string(),
+            &socket_id,
             "presence-room",
             Some(&channel_data),
         );
@@ -61,21 +98,21 @@ fn main() {
             "event": "pusher:subscribe",
             "data": {"channel": "presence-room", "auth": auth, "channel_data": channel_data}
         });
-        let _ = session.handle_text(frame.to_string().as_bytes(), now);
+        conn.send(&frame.to_string(), now);
     }
     println!("after both joined presence-room:");
-    qa.print("alice");
-    qb.print("bob");
+    alice.flush();
+    bob.flush();
 
-    let _ = alice.handle_text(
-        br#"{"event":"client-typing","channel":"presence-room","data":{"typing":true}}"#,
+    alice.send(
+        r#"{"event":"client-typing","channel":"presence-room","data":{"typing":true}}"#,
         now,
     );
     println!("after alice's client event:");
-    qa.print("alice");
-    qb.print("bob");
+    alice.flush();
+    bob.flush();
 
-    let channels = [ChannelName::new("presence-room").unwrap()];
+    let channels = [ChannelName::new("presence-room").expect("a valid name")];
     let info = InfoRequest {
         user_count: true,
         ..Default::default()
@@ -91,16 +128,35 @@ fn main() {
         now,
     );
     println!(
-        "publish delivered {} frames; counts {:?}",
-        out.delivery.delivered, out.channels
+        "publish delivered {} frames ({} dropped); counts {:?}",
+        out.delivery.delivered, out.delivery.dropped, out.channels
     );
-    qa.print("alice");
-    qb.print("bob");
+    alice.flush();
+    bob.flush();
 
-    bob.close(now);
-    println!("after bob left:");
-    qa.print("alice");
-    alice.close(now);
-    assert!(hub.is_empty());
-    println!("hub is empty");
+    // Time passes: each session says when it needs to run. Alice stays
+    // quiet: she is pinged, then closed with 4201; bob answers.
+    while alice.closed.is_none() {
+        now = alice.session.next_timeout().min(bob.session.next_timeout());
+        println!("at {now} ms:");
+        for conn in [&mut alice, &mut bob] {
+            if conn.closed.is_none() && conn.session.next_timeout() <= now {
+                let outcome = conn.session.handle_timeout(now);
+                conn.act(outcome);
+            }
+        }
+        bob.send(r#"{"event":"pusher:pong","data":{}}"#, now);
+        alice.flush();
+        bob.flush();
+    }
+    // The hub's own timers (none are due here: no cache, no throttle).
+    if let Some(t) = hub.poll_timeout() {
+        let d = hub.handle_timeout(t);
+        println!("hub timers delivered {} frames", d.delivered);
+    }
+
+    bob.session.close(now);
+    alice.session.close(now);
+    println!("hub empty after everyone left: {}", hub.is_empty());
+    Ok(())
 }

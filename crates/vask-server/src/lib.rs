@@ -16,6 +16,7 @@
 
 mod api;
 pub mod apps;
+mod banner;
 mod cluster;
 pub mod config;
 mod endpoint;
@@ -25,6 +26,7 @@ mod tls;
 mod webhooks;
 mod ws;
 
+pub use banner::write_banner;
 pub use cluster::{Cluster, ClusterStatus};
 pub use config::{AppConfig, Cli, ClusterConfig, Config, ConfigError};
 pub use endpoint::{Endpoint, PusherService, StartError, State};
