@@ -1,7 +1,7 @@
 //! What leaves the hub: frames to connections and notifications.
 
 use bytes::Bytes;
-use pusher_proto::{ErrorCode, SocketId};
+use pusher_proto::ErrorCode;
 
 /// A connection's outgoing queue, implemented by the server.
 ///
@@ -20,61 +20,12 @@ pub trait Outbox: Send + Sync + 'static {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Full;
 
-/// Something happened that webhooks or metrics may care about.
-#[derive(Debug, Clone, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum Notification {
-    /// A channel got its first subscriber (in the whole cluster).
-    ChannelOccupied {
-        /// The channel.
-        channel: String,
-    },
-    /// A channel lost its last subscriber (in the whole cluster).
-    ChannelVacated {
-        /// The channel.
-        channel: String,
-    },
-    /// A user joined a presence channel (first connection).
-    MemberAdded {
-        /// The presence channel.
-        channel: String,
-        /// The user.
-        user_id: String,
-    },
-    /// A user left a presence channel (last connection).
-    MemberRemoved {
-        /// The presence channel.
-        channel: String,
-        /// The user.
-        user_id: String,
-    },
-    /// A client sent a `client-` event that was relayed.
-    ClientEvent {
-        /// The channel.
-        channel: String,
-        /// The event name.
-        event: String,
-        /// The data text as relayed.
-        data: String,
-        /// The sender.
-        socket_id: SocketId,
-        /// The sender's presence user id, on presence channels.
-        user_id: Option<String>,
-    },
-    /// A cache channel was subscribed with nothing cached (at most once per
-    /// channel per `cache_miss_interval_ms`).
-    CacheMiss {
-        /// The channel.
-        channel: String,
-    },
-    /// A channel's subscription count was announced.
-    SubscriptionCount {
-        /// The channel.
-        channel: String,
-        /// Its number of subscriptions in the whole cluster.
-        count: u64,
-    },
-}
+/// Something happened that webhooks or metrics may care about: the
+/// protocol's own webhook event, so that the hub's notifications and the
+/// webhook bodies are one type. Channel state (occupied, vacated, members,
+/// counts) is cluster-wide; `ClientEvent` is reported by the node the
+/// client is on.
+pub type Notification = pusher_proto::webhook::WebhookEvent;
 
 /// Receives notifications. Must not block (a channel send, a counter).
 pub trait NotificationSink: Send + Sync + 'static {

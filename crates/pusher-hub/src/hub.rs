@@ -523,7 +523,7 @@ impl Hub {
             fx,
             Notification::SubscriptionCount {
                 channel: ch.name.to_string(),
-                count,
+                subscription_count: count,
             },
         );
         if ch.subscribers.is_empty() {

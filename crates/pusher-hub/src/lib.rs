@@ -56,6 +56,7 @@ mod refusal;
 mod remote;
 mod session;
 mod users;
+mod webhook;
 
 pub use api::{ApiCall, ApiError, ApiResponse, ApiRoute, ApiTarget, AppRef};
 pub use cluster::{
@@ -71,3 +72,4 @@ pub use queue::{ConnQueue, Drained};
 pub use refusal::Refusal;
 pub use remote::RemoteOutcome;
 pub use session::{Action, Outcome, Session};
+pub use webhook::{BatchRules, Batcher};

@@ -634,7 +634,7 @@ fn subscription_count_is_sent_on_change_when_enabled() {
     );
     assert!(notes.take().contains(&Notification::SubscriptionCount {
         channel: "counted".into(),
-        count: 3
+        subscription_count: 3
     }));
     // Presence channels never get it.
     let mut p = Client::connect(&hub);

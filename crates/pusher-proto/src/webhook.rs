@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::SocketId;
+
 /// A webhook request body: `{"time_ms": ..., "events": [...]}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WebhookBody {
@@ -49,7 +51,7 @@ pub enum WebhookEvent {
         /// The event data as text.
         data: String,
         /// The sender's socket id.
-        socket_id: String,
+        socket_id: SocketId,
         /// The sender's user id, on presence channels.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         user_id: Option<String>,
@@ -69,17 +71,29 @@ pub enum WebhookEvent {
 }
 
 impl WebhookEvent {
+    /// Every event name, as `event_types` filters name them.
+    pub const NAMES: [&'static str; 7] = [
+        "channel_occupied",
+        "channel_vacated",
+        "member_added",
+        "member_removed",
+        "client_event",
+        "cache_miss",
+        "subscription_count",
+    ];
+
     /// The event's `name` field.
     pub fn name(&self) -> &'static str {
-        match self {
-            Self::ChannelOccupied { .. } => "channel_occupied",
-            Self::ChannelVacated { .. } => "channel_vacated",
-            Self::MemberAdded { .. } => "member_added",
-            Self::MemberRemoved { .. } => "member_removed",
-            Self::ClientEvent { .. } => "client_event",
-            Self::CacheMiss { .. } => "cache_miss",
-            Self::SubscriptionCount { .. } => "subscription_count",
-        }
+        let i = match self {
+            Self::ChannelOccupied { .. } => 0,
+            Self::ChannelVacated { .. } => 1,
+            Self::MemberAdded { .. } => 2,
+            Self::MemberRemoved { .. } => 3,
+            Self::ClientEvent { .. } => 4,
+            Self::CacheMiss { .. } => 5,
+            Self::SubscriptionCount { .. } => 6,
+        };
+        Self::NAMES[i]
     }
 
     /// The channel the event is about.
@@ -134,7 +148,7 @@ mod tests {
                     channel: "private-x".into(),
                     event: "client-e".into(),
                     data: "{}".into(),
-                    socket_id: "1.2".into(),
+                    socket_id: "1.2".parse().unwrap(),
                     user_id: None,
                 },
                 r#"{"name":"client_event","channel":"private-x","event":"client-e","data":"{}","socket_id":"1.2"}"#,

@@ -183,15 +183,7 @@ impl Default for WebhookSettings {
 }
 
 /// The webhook event names, for `event_types` filters.
-pub const WEBHOOK_EVENT_TYPES: [&str; 7] = [
-    "channel_occupied",
-    "channel_vacated",
-    "member_added",
-    "member_removed",
-    "client_event",
-    "cache_miss",
-    "subscription_count",
-];
+pub const WEBHOOK_EVENT_TYPES: [&str; 7] = pusher_proto::webhook::WebhookEvent::NAMES;
 
 /// One webhook receiver of an app.
 #[derive(Debug, Clone, Deserialize)]

@@ -2,7 +2,6 @@
 //! `channel_vacated`/`member_removed` held back, retries with backoff, and
 //! every drop counted and logged.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -13,7 +12,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use pusher_hub::{Hub, Notification, NotificationSink};
+use pusher_hub::{BatchRules, Batcher, Hub, Notification, NotificationSink};
 use pusher_proto::webhook::{WebhookBody, WebhookEvent};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -41,41 +40,8 @@ impl WebhookSink {
     }
 }
 
-fn event_of(n: Notification) -> Option<WebhookEvent> {
-    Some(match n {
-        Notification::ChannelOccupied { channel } => WebhookEvent::ChannelOccupied { channel },
-        Notification::ChannelVacated { channel } => WebhookEvent::ChannelVacated { channel },
-        Notification::MemberAdded { channel, user_id } => {
-            WebhookEvent::MemberAdded { channel, user_id }
-        }
-        Notification::MemberRemoved { channel, user_id } => {
-            WebhookEvent::MemberRemoved { channel, user_id }
-        }
-        Notification::ClientEvent {
-            channel,
-            event,
-            data,
-            socket_id,
-            user_id,
-        } => WebhookEvent::ClientEvent {
-            channel,
-            event,
-            data,
-            socket_id: socket_id.to_string(),
-            user_id,
-        },
-        Notification::CacheMiss { channel } => WebhookEvent::CacheMiss { channel },
-        Notification::SubscriptionCount { channel, count } => WebhookEvent::SubscriptionCount {
-            channel,
-            subscription_count: count,
-        },
-        _ => return None,
-    })
-}
-
 impl NotificationSink for WebhookSink {
-    fn notify(&self, n: Notification) {
-        let Some(event) = event_of(n) else { return };
+    fn notify(&self, event: Notification) {
         if self.tx.try_send(event).is_err() {
             self.metrics.dropped("webhook_queue_full", 1);
             let n = self.dropped.fetch_add(1, Ordering::Relaxed) + 1;
@@ -102,16 +68,6 @@ fn wants(target: &WebhookConfig, e: &WebhookEvent) -> bool {
             .channel_name_ends_with
             .as_deref()
             .is_none_or(|p| e.channel().ends_with(p))
-}
-
-/// A held event: when it is due, and its arrival order (so that events due
-/// together leave in the order they came).
-type Held = (Instant, u64, WebhookEvent);
-
-#[derive(Clone, Hash, PartialEq, Eq)]
-enum HoldKey {
-    Channel(String),
-    Member(String, String),
 }
 
 fn now_ms() -> u64 {
@@ -180,70 +136,46 @@ pub(crate) async fn run(
         client: https_client(&settings),
         shutdown: shutdown.clone(),
     });
-    let hold = Duration::from_millis(settings.hold_ms);
-    let batch_window = Duration::from_millis(settings.batch_ms);
-    let mut held: HashMap<HoldKey, Held> = HashMap::new();
-    let mut arrivals = 0u64;
-    let mut batch: Vec<WebhookEvent> = Vec::new();
-    let mut batch_due: Option<Instant> = None;
+    let mut batcher = Batcher::new(BatchRules {
+        batch_ms: settings.batch_ms,
+        batch_max: settings.batch_max,
+        hold_ms: settings.hold_ms,
+    });
     let mut deliveries = JoinSet::new();
     let mut stopping = false;
+    let now = || origin.elapsed().as_millis() as u64;
 
     loop {
-        let next_hold = held.values().map(|(t, _, _)| *t).min();
-        let next = [next_hold, batch_due].into_iter().flatten().min();
-        let idle = if stopping {
-            Some(Instant::now() + Duration::from_millis(100))
-        } else {
-            None
-        };
-        let wake = [next, idle].into_iter().flatten().min();
+        while let Some(batch) = batcher.release_due(now()) {
+            flush(&sender, batch, &mut deliveries);
+        }
+        let mut wake = batcher.next_deadline().map(|t| hub_instant(origin, t));
+        if stopping {
+            // Leave once the hub is empty and everything is sent.
+            if rx.is_empty() && hub.connection_count() == 0 && batcher.is_empty() {
+                break;
+            }
+            let soon = Instant::now() + Duration::from_millis(100);
+            wake = Some(wake.map_or(soon, |w| w.min(soon)));
+        }
         tokio::select! {
             ev = rx.recv() => match ev {
                 Some(ev) => {
-                    if let Some(ev) = accept(&mut held, ev, if stopping { Duration::ZERO } else { hold }, &mut arrivals) {
-                        if batch.is_empty() {
-                            batch_due = Some(Instant::now() + batch_window);
-                        }
-                        batch.push(ev);
+                    batcher.accept(ev, now());
+                    if stopping {
+                        batcher.release_all();
                     }
                 }
                 None => break,
             },
-            _ = async { if let Some(w) = wake { tokio::time::sleep_until(w).await } else { std::future::pending().await } } => {
-                if stopping && rx.is_empty() && hub.connection_count() == 0 {
-                    release_all(&mut held, &mut batch);
-                    flush(&sender, &mut batch, &mut deliveries);
-                    break;
-                }
-            }
+            _ = async { match wake { Some(w) => tokio::time::sleep_until(w).await, None => std::future::pending().await } } => {}
             _ = crate::endpoint::stopped(&mut shutdown), if !stopping => {
                 // Closing connections still produce events: stop holding,
                 // send everything promptly, leave when the hub is empty.
                 stopping = true;
-                release_all(&mut held, &mut batch);
-                batch_due = Some(Instant::now());
+                batcher.release_all();
             }
             Some(_) = deliveries.join_next(), if !deliveries.is_empty() => {}
-        }
-        let now = Instant::now();
-        let mut due: Vec<(Instant, u64, HoldKey)> = held
-            .iter()
-            .filter(|(_, (t, _, _))| *t <= now)
-            .map(|(k, (t, n, _))| (*t, *n, k.clone()))
-            .collect();
-        due.sort_by_key(|(t, n, _)| (*t, *n));
-        for (_, _, k) in due {
-            if let Some((_, _, ev)) = held.remove(&k) {
-                if batch.is_empty() {
-                    batch_due = Some(now + batch_window);
-                }
-                batch.push(ev);
-            }
-        }
-        if batch.len() >= settings.batch_max || batch_due.is_some_and(|d| d <= now) {
-            flush(&sender, &mut batch, &mut deliveries);
-            batch_due = None;
         }
     }
     // Deliveries in flight finish (or give up) within the grace period; the
@@ -252,54 +184,11 @@ pub(crate) async fn run(
     drop(alive);
 }
 
-/// Applies the hold rules; returns the event to batch now, if any.
-fn accept(
-    held: &mut HashMap<HoldKey, Held>,
-    ev: WebhookEvent,
-    hold: Duration,
-    arrivals: &mut u64,
-) -> Option<WebhookEvent> {
-    let key = match &ev {
-        WebhookEvent::ChannelVacated { channel } | WebhookEvent::ChannelOccupied { channel } => {
-            HoldKey::Channel(channel.clone())
-        }
-        WebhookEvent::MemberRemoved { channel, user_id }
-        | WebhookEvent::MemberAdded { channel, user_id } => {
-            HoldKey::Member(channel.clone(), user_id.clone())
-        }
-        _ => return Some(ev),
-    };
-    match ev {
-        WebhookEvent::ChannelVacated { .. } | WebhookEvent::MemberRemoved { .. }
-            if !hold.is_zero() =>
-        {
-            *arrivals += 1;
-            held.insert(key, (Instant::now() + hold, *arrivals, ev));
-            None
-        }
-        WebhookEvent::ChannelOccupied { .. } | WebhookEvent::MemberAdded { .. } => {
-            // Back within the hold: neither the leave nor this return is sent.
-            if held.remove(&key).is_some() {
-                None
-            } else {
-                Some(ev)
-            }
-        }
-        ev => Some(ev),
-    }
+fn hub_instant(origin: std::time::Instant, ms: u64) -> Instant {
+    Instant::from_std(origin + Duration::from_millis(ms))
 }
 
-fn release_all(held: &mut HashMap<HoldKey, Held>, batch: &mut Vec<WebhookEvent>) {
-    let mut all: Vec<Held> = held.drain().map(|(_, v)| v).collect();
-    all.sort_by_key(|(t, n, _)| (*t, *n));
-    batch.extend(all.into_iter().map(|(_, _, e)| e));
-}
-
-fn flush(sender: &Arc<Sender>, batch: &mut Vec<WebhookEvent>, deliveries: &mut JoinSet<()>) {
-    if batch.is_empty() {
-        return;
-    }
-    let events = std::mem::take(batch);
+fn flush(sender: &Arc<Sender>, events: Vec<WebhookEvent>, deliveries: &mut JoinSet<()>) {
     let sender = sender.clone();
     deliveries.spawn(async move {
         let mut targets = JoinSet::new();
@@ -317,27 +206,23 @@ fn flush(sender: &Arc<Sender>, batch: &mut Vec<WebhookEvent>, deliveries: &mut J
         while targets.join_next().await.is_some() {}
         // Sent (or given up on, counted): in a cluster the leader records it,
         // so that a new leader does not send it again.
-        let done: Vec<Notification> = events.into_iter().filter_map(state_note).collect();
+        let done: Vec<Notification> = events
+            .into_iter()
+            .filter(|e| {
+                matches!(
+                    e,
+                    WebhookEvent::ChannelOccupied { .. }
+                        | WebhookEvent::ChannelVacated { .. }
+                        | WebhookEvent::MemberAdded { .. }
+                        | WebhookEvent::MemberRemoved { .. }
+                )
+            })
+            .collect();
         if !done.is_empty() {
             let now = sender.origin.elapsed().as_millis() as u64;
             sender.hub.webhook_delivered(&done, now);
         }
     });
-}
-
-/// The events that describe cluster-wide state, as the hub's notifications.
-fn state_note(e: WebhookEvent) -> Option<Notification> {
-    Some(match e {
-        WebhookEvent::ChannelOccupied { channel } => Notification::ChannelOccupied { channel },
-        WebhookEvent::ChannelVacated { channel } => Notification::ChannelVacated { channel },
-        WebhookEvent::MemberAdded { channel, user_id } => {
-            Notification::MemberAdded { channel, user_id }
-        }
-        WebhookEvent::MemberRemoved { channel, user_id } => {
-            Notification::MemberRemoved { channel, user_id }
-        }
-        _ => return None,
-    })
 }
 
 impl Sender {
