@@ -11,8 +11,27 @@ use pusher_proto::{ChannelName, Member, RawJson, ServerFrame, SocketId};
 use crate::cluster::NodeId;
 use crate::effects::{Delivery, Outbox};
 
-pub(crate) type Map<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-pub(crate) type Set<K> = std::collections::HashSet<K, foldhash::fast::RandomState>;
+/// The hub's hashing: fast, and seeded by the hub's seed (see
+/// [`crate::Hub::with_seed`]) so that iteration order is reproducible for a
+/// given seed, and unpredictable to clients when the seed is random.
+#[derive(Debug, Clone, Copy, Default)]
+pub(crate) struct Hashing(u64);
+
+impl Hashing {
+    pub(crate) fn with_seed(seed: u64) -> Self {
+        Self(seed)
+    }
+}
+
+impl std::hash::BuildHasher for Hashing {
+    type Hasher = foldhash::fast::FoldHasher<'static>;
+
+    fn build_hasher(&self) -> Self::Hasher {
+        foldhash::fast::FixedState::with_seed(self.0).build_hasher()
+    }
+}
+pub(crate) type Map<K, V> = HashMap<K, V, Hashing>;
+pub(crate) type Set<K> = std::collections::HashSet<K, Hashing>;
 
 /// A connection subscribed to a channel.
 pub(crate) struct Subscriber {
@@ -46,13 +65,19 @@ pub(crate) struct Cached {
 
 /// What the webhook leader last delivered for a channel (kept only in a
 /// cluster, so that a new leader sends what a dead one had not).
-#[derive(Default)]
 pub(crate) struct Announced {
     pub(crate) occupied: bool,
     pub(crate) members: Set<Arc<str>>,
 }
 
 impl Announced {
+    pub(crate) fn new(hashing: Hashing) -> Self {
+        Self {
+            occupied: false,
+            members: Set::with_hasher(hashing),
+        }
+    }
+
     pub(crate) fn is_empty(&self) -> bool {
         !self.occupied && self.members.is_empty()
     }
@@ -72,11 +97,11 @@ pub(crate) struct Channel {
 }
 
 impl Channel {
-    pub(crate) fn new(name: ChannelName) -> Self {
-        let members = name.kind().is_presence().then(Map::default);
+    pub(crate) fn new(name: ChannelName, hashing: Hashing) -> Self {
+        let members = name.kind().is_presence().then(|| Map::with_hasher(hashing));
         Self {
             name,
-            subscribers: Map::default(),
+            subscribers: Map::with_hasher(hashing),
             remote: Vec::new(),
             members,
             cache: None,

@@ -14,7 +14,7 @@ use pusher_proto::{
     SocketIdGenerator,
 };
 
-use crate::channel::{Cached, Channel, Map, MemberEntry, Subscriber};
+use crate::channel::{Cached, Channel, Hashing, Map, MemberEntry, Subscriber};
 use crate::cluster::{ClusterMessage, ClusterSink, NodeId, Numbering, WireMember};
 use crate::config::HubConfig;
 use crate::effects::{Delivery, Discard, Effects, Notification, NotificationSink, Outbox};
@@ -53,7 +53,7 @@ pub(crate) struct ClusterPart {
 pub struct Hub {
     config: HubConfig,
     pub(crate) shards: Box<[RwLock<Shard>]>,
-    hasher: foldhash::fast::RandomState,
+    hashing: Hashing,
     pub(crate) users: Mutex<Users>,
     connections: AtomicUsize,
     remote_connections: AtomicUsize,
@@ -129,17 +129,17 @@ impl Hub {
         let shards = (0..n)
             .map(|_| {
                 RwLock::new(Shard {
-                    channels: Map::default(),
+                    channels: Map::with_hasher(Hashing::default()),
                     pending_counts: Vec::new(),
-                    cache_misses: Map::default(),
+                    cache_misses: Map::with_hasher(Hashing::default()),
                 })
             })
             .collect();
         Self {
             config,
             shards,
-            hasher: foldhash::fast::RandomState::default(),
-            users: Mutex::new(Users::default()),
+            hashing: Hashing::default(),
+            users: Mutex::new(Users::new(Hashing::default())),
             connections: AtomicUsize::new(0),
             remote_connections: AtomicUsize::new(0),
             ids: SocketIdGenerator::new(0),
@@ -151,10 +151,25 @@ impl Hub {
         }
     }
 
-    /// Seeds the socket id source (ids never repeat for one seed).
+    /// Seeds the socket id source (ids never repeat for one seed) and the
+    /// hashing of every map (iteration order is reproducible for a seed).
+    /// A server gives each node and app a random seed, so that clients can
+    /// predict neither; tests give a fixed one.
     pub fn with_seed(mut self, seed: u64) -> Self {
         self.ids = SocketIdGenerator::new(seed);
+        self.hashing = Hashing::with_seed(seed);
+        for shard in self.shards.iter_mut() {
+            let shard = shard.get_mut();
+            shard.channels = Map::with_hasher(self.hashing);
+            shard.cache_misses = Map::with_hasher(self.hashing);
+        }
+        self.users = Mutex::new(Users::new(self.hashing));
         self
+    }
+
+    /// The hashing of the hub's maps.
+    pub(crate) fn hashing(&self) -> Hashing {
+        self.hashing
     }
 
     /// Sends notifications (webhooks, metrics) to `sink`.
@@ -232,7 +247,7 @@ impl Hub {
     }
 
     pub(crate) fn shard(&self, name: &str) -> &RwLock<Shard> {
-        let i = self.hasher.hash_one(name) as usize & (self.shards.len() - 1);
+        let i = self.hashing.hash_one(name) as usize & (self.shards.len() - 1);
         &self.shards[i]
     }
 
@@ -288,7 +303,7 @@ impl Hub {
             let ch = shard
                 .channels
                 .entry(Arc::clone(name.as_arc()))
-                .or_insert_with(|| Channel::new(name.clone()));
+                .or_insert_with(|| Channel::new(name.clone(), self.hashing));
 
             // Presence: the member limit counts distinct users.
             let user_id: Option<Arc<str>> = member.as_ref().map(|m| Arc::from(m.user_id.as_str()));
@@ -646,7 +661,7 @@ impl Hub {
             let ch = shard
                 .channels
                 .entry(Arc::clone(name.as_arc()))
-                .or_insert_with(|| Channel::new(name.clone()));
+                .or_insert_with(|| Channel::new(name.clone(), self.hashing));
             ch.cache = Some(Cached {
                 event: event.to_owned(),
                 data: data.to_owned(),

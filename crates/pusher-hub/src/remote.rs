@@ -7,7 +7,9 @@ use std::sync::atomic::Ordering;
 use pusher_proto::http::InfoRequest;
 use pusher_proto::{ChannelEvent, ChannelName};
 
-use crate::channel::{Announced as ChannelAnnounced, Cached, Channel, Map, MemberEntry, Set};
+use crate::channel::{
+    Announced as ChannelAnnounced, Cached, Channel, Hashing, Map, MemberEntry, Set,
+};
 use crate::cluster::{
     Announced, CachedEvent, ChannelState, ClusterMessage, NodeId, Snapshot, WireMember,
 };
@@ -17,7 +19,7 @@ use crate::hub::{Hub, Origin, Shard};
 /// What this node knows of each other node's message sequence.
 #[derive(Default)]
 pub(crate) struct Remotes {
-    nodes: Map<NodeId, Sequence>,
+    nodes: std::collections::BTreeMap<NodeId, Sequence>,
 }
 
 #[derive(Default)]
@@ -210,7 +212,7 @@ impl Hub {
                 present,
             } => {
                 self.with_channel(&channel, now, |_, ch, _| {
-                    announce(ch, user_id.as_deref(), present);
+                    announce(ch, self.hashing(), user_id.as_deref(), present);
                 });
             }
             ClusterMessage::Snapshot(snapshot) => {
@@ -234,7 +236,7 @@ impl Hub {
         let mut ch = shard
             .channels
             .remove(name.as_str())
-            .unwrap_or_else(|| Channel::new(name.clone()));
+            .unwrap_or_else(|| Channel::new(name.clone(), self.hashing()));
         f(self, &mut ch, shard);
         if !ch.is_idle(now) {
             shard.channels.insert(Arc::clone(name.as_arc()), ch);
@@ -487,10 +489,10 @@ impl Hub {
         }
         if from_leader {
             ch.announced = state.announced.map(|a| {
-                Box::new(ChannelAnnounced {
-                    occupied: a.occupied,
-                    members: a.members.iter().map(|m| Arc::from(m.as_str())).collect(),
-                })
+                let mut announced = ChannelAnnounced::new(self.hashing());
+                announced.occupied = a.occupied;
+                announced.members = a.members.iter().map(|m| Arc::from(m.as_str())).collect();
+                Box::new(announced)
             });
         }
     }
@@ -536,7 +538,7 @@ impl Hub {
             let shard = shard.read();
             for ch in shard.channels.values() {
                 let channel = ch.name.to_string();
-                let empty = ChannelAnnounced::default();
+                let empty = ChannelAnnounced::new(self.hashing());
                 let announced = ch.announced.as_deref().unwrap_or(&empty);
                 let occupied = ch.is_occupied();
                 if occupied && !announced.occupied {
@@ -584,7 +586,7 @@ impl Hub {
                 _ => continue,
             };
             self.with_channel(channel, now, |hub, ch, _| {
-                announce(ch, user_id.map(String::as_str), present);
+                announce(ch, hub.hashing(), user_id.map(String::as_str), present);
                 hub.tell(&mut fx, || ClusterMessage::Announced {
                     channel: channel.clone(),
                     user_id: user_id.cloned(),
@@ -597,8 +599,10 @@ impl Hub {
 }
 
 /// Records delivered webhook state on a channel.
-fn announce(ch: &mut Channel, user_id: Option<&str>, present: bool) {
-    let a = ch.announced.get_or_insert_with(Box::default);
+fn announce(ch: &mut Channel, hashing: Hashing, user_id: Option<&str>, present: bool) {
+    let a = ch
+        .announced
+        .get_or_insert_with(|| Box::new(ChannelAnnounced::new(hashing)));
     match (user_id, present) {
         (None, occupied) => a.occupied = occupied,
         (Some(u), true) => {

@@ -78,11 +78,12 @@ impl std::fmt::Debug for Session {
 
 impl Session {
     pub(crate) fn new(hub: Arc<Hub>, conn: Conn, now: u64) -> Self {
+        let hashing = hub.hashing();
         let signin_deadline_ms = hub.config().signin_timeout_ms.map(|t| now + t);
         Self {
             hub,
             conn,
-            channels: Map::default(),
+            channels: Map::with_hasher(hashing),
             user: None,
             watchlist: Vec::new(),
             last_seen_ms: now,

@@ -6,15 +6,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use pusher_proto::{ServerFrame, SocketId, WatchlistEvent, WatchlistEventName};
 
-use crate::channel::Map;
+use crate::channel::{Hashing, Map};
 use crate::cluster::NodeId;
 use crate::effects::{Delivery, Outbox};
 use crate::hub::Conn;
 
 type Conns = Map<SocketId, Arc<dyn Outbox>>;
 
-#[derive(Default)]
 pub(crate) struct Users {
+    hashing: Hashing,
     /// User id → its signed-in connections on this node.
     online: Map<Arc<str>, Conns>,
     /// User id → other nodes where it is signed in.
@@ -34,6 +34,15 @@ fn status_frame(name: WatchlistEventName, ids: Vec<String>) -> Bytes {
 }
 
 impl Users {
+    pub(crate) fn new(hashing: Hashing) -> Self {
+        Self {
+            hashing,
+            online: Map::with_hasher(hashing),
+            remote: Map::with_hasher(hashing),
+            watchers: Map::with_hasher(hashing),
+        }
+    }
+
     /// Signs `conn` in; the second value is true when this is the user's
     /// first connection on this node.
     pub(crate) fn signin(
@@ -44,7 +53,11 @@ impl Users {
     ) -> (Delivery, bool) {
         let mut d = Delivery::default();
         let was_online = self.is_online(user_id);
-        let conns = self.online.entry(Arc::clone(user_id)).or_default();
+        let h = self.hashing;
+        let conns = self
+            .online
+            .entry(Arc::clone(user_id))
+            .or_insert_with(|| Map::with_hasher(h));
         let first = conns.is_empty();
         conns.insert(conn.socket_id, Arc::clone(&conn.outbox));
         if !was_online {
@@ -55,7 +68,7 @@ impl Users {
             for id in watchlist {
                 self.watchers
                     .entry(Arc::clone(id))
-                    .or_default()
+                    .or_insert_with(|| Map::with_hasher(h))
                     .insert(conn.socket_id, Arc::clone(&conn.outbox));
                 if self.is_online(id) {
                     on.push(id.to_string())

@@ -849,3 +849,21 @@ fn a_notification_sink_may_query_the_hub() {
     // occupied, member_added, occupied, cache_miss, subscription_count, ...
     assert!(sink.seen.lock().unwrap().len() >= 6);
 }
+
+/// The hub's maps are seeded by the hub's seed: the same inputs give the
+/// same frames, member order included.
+#[test]
+fn the_same_seed_gives_the_same_frames() {
+    let run = |seed: u64| {
+        let hub = Arc::new(Hub::new(config()).with_seed(seed));
+        let mut clients: Vec<Client> = (0..12).map(|_| Client::connect(&hub)).collect();
+        let mut frames = Vec::new();
+        for (i, c) in clients.iter_mut().enumerate() {
+            c.subscribe_presence("presence-room", &format!(r#"{{"user_id":"user-{i}"}}"#));
+            frames.extend(c.take());
+        }
+        frames.extend(hub.channels("", InfoRequest::default()).into_keys());
+        frames
+    };
+    assert_eq!(run(42), run(42));
+}
