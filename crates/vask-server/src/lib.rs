@@ -19,6 +19,7 @@ pub mod apps;
 mod banner;
 mod cluster;
 pub mod config;
+mod conn;
 mod endpoint;
 pub mod metrics;
 mod server;

@@ -23,11 +23,11 @@ use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 use tokio_tungstenite::WebSocketStream;
 use tokio_tungstenite::tungstenite::handshake::derive_accept_key;
-use tokio_tungstenite::tungstenite::protocol::frame::coding::CloseCode;
-use tokio_tungstenite::tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
-use tokio_tungstenite::tungstenite::{Error as WsError, Message, Utf8Bytes};
+use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::apps::App;
+use crate::conn::{ReadSide, Writer, close_frame};
 use crate::endpoint::{Alive, State, text};
 
 /// Whether the request asks for a WebSocket upgrade (then the handshake's
@@ -37,11 +37,14 @@ pub(crate) fn is_upgrade<B>(req: &Request<B>) -> bool {
 }
 
 /// Small buffers: tungstenite's defaults allocate 128 KiB per connection.
+/// It only reads here (and writes control frames into the read side):
+/// 1 KiB holds any frame a Pusher client sends but large messages, for
+/// which the buffer grows.
 fn ws_config(state: &State) -> WebSocketConfig {
     WebSocketConfig::default()
-        .read_buffer_size(2048)
-        .write_buffer_size(16 * 1024)
-        .max_write_buffer_size(1024 * 1024)
+        .read_buffer_size(1024)
+        .write_buffer_size(0)
+        .max_write_buffer_size(64 * 1024)
         .max_message_size(Some(state.config.max_message_bytes))
         .max_frame_size(Some(state.config.max_message_bytes))
 }
@@ -103,17 +106,13 @@ pub(crate) fn upgrade<B>(
             }
         };
         let config = ws_config(&state);
-        // Take the stream back from hyper: its post-upgrade read buffer
-        // would cost kilobytes per connection for nothing.
+        // Take the stream back from hyper (its post-upgrade read buffer
+        // would cost kilobytes per connection for nothing) and split it:
+        // tungstenite reads, the writer writes.
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
-                let ws = websocket(parts.io.into_inner(), parts.read_buf, config).await;
-                // Inline, not through `run`: a wrapper future would hold a
-                // second copy of the stream's space in every task.
-                match admitted {
-                    Ok(app) => connection(state, app, ws).await,
-                    Err(code) => refuse(ws, code).await,
-                }
+                let (r, w) = parts.io.into_inner().into_split();
+                run(state, admitted, r, w, parts.read_buf, config).await;
             }
             // Boxed: a TLS stream is large, and keeping it inline would make
             // every plain connection's task that large too.
@@ -131,28 +130,7 @@ pub(crate) fn upgrade<B>(
     resp
 }
 
-/// The WebSocket over `io`, with whatever hyper had read past the handshake.
-async fn websocket<S: Io>(io: S, read_buf: Bytes, config: WebSocketConfig) -> WebSocketStream<S> {
-    if read_buf.is_empty() {
-        WebSocketStream::from_raw_socket(io, Role::Server, Some(config)).await
-    } else {
-        WebSocketStream::from_partially_read(io, read_buf.to_vec(), Role::Server, Some(config))
-            .await
-    }
-}
-
-async fn run<S: Io>(
-    state: Arc<State>,
-    admitted: Result<Arc<App>, ErrorCode>,
-    ws: WebSocketStream<S>,
-) {
-    match admitted {
-        Ok(app) => connection(state, app, ws).await,
-        Err(code) => refuse(ws, code).await,
-    }
-}
-
-/// A TLS connection of our own listener, or a stream of an embedder's
+/// A connection of our own TLS listener, or a stream of an embedder's
 /// server (used as hyper hands it over).
 async fn run_other(
     state: Arc<State>,
@@ -162,44 +140,58 @@ async fn run_other(
 ) {
     match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
         Ok(parts) => {
-            let ws = websocket(parts.io.into_inner(), parts.read_buf, config).await;
-            run(state, admitted, ws).await;
+            let (r, w) = tokio::io::split(parts.io.into_inner());
+            run(state, admitted, r, w, parts.read_buf, config).await;
         }
         Err(upgraded) => {
-            let ws = websocket(TokioIo::new(upgraded), Bytes::new(), config).await;
-            run(state, admitted, ws).await;
+            let (r, w) = tokio::io::split(TokioIo::new(upgraded));
+            run(state, admitted, r, w, Bytes::new(), config).await;
         }
     }
 }
 
-/// A stream a WebSocket can run over (plain TCP or TLS).
-pub(crate) trait Io: AsyncRead + AsyncWrite + Unpin + Send + 'static {}
-impl<T: AsyncRead + AsyncWrite + Unpin + Send + 'static> Io for T {}
-
-fn message(frame: Bytes) -> Message {
-    match Utf8Bytes::try_from(frame) {
-        Ok(t) => Message::Text(t),
-        // Every frame the hub encodes is JSON text; never reached.
-        Err(_) => Message::Text(Utf8Bytes::from_static("{}")),
+/// The connection, or its refusal, over a split stream; `read_buf` holds
+/// what hyper had read past the handshake.
+async fn run<R: Read, W: Write>(
+    state: Arc<State>,
+    admitted: Result<Arc<App>, ErrorCode>,
+    r: R,
+    w: W,
+    read_buf: Bytes,
+    config: WebSocketConfig,
+) {
+    let side = ReadSide::new(r);
+    // Copied out and dropped at once: even empty, hyper's `read_buf` keeps
+    // its whole read buffer (8 KiB) alive for as long as it is held.
+    let partial = (!read_buf.is_empty()).then(|| read_buf.to_vec());
+    drop(read_buf);
+    let ws = match partial {
+        None => WebSocketStream::from_raw_socket(side, Role::Server, Some(config)).await,
+        Some(bytes) => {
+            WebSocketStream::from_partially_read(side, bytes, Role::Server, Some(config)).await
+        }
+    };
+    let writer = Writer::new(w);
+    match admitted {
+        Ok(app) => connection(state, app, ws, writer).await,
+        Err(code) => refuse(writer, code).await,
     }
 }
 
-async fn send_close<S: Io>(ws: &mut WebSocketStream<S>, code: ErrorCode) {
-    close_with(ws, CloseCode::from(code.code()), "").await;
-}
+/// A read half a connection runs over.
+pub(crate) trait Read: AsyncRead + Unpin + Send + 'static {}
+impl<T: AsyncRead + Unpin + Send + 'static> Read for T {}
+/// A write half a connection runs over.
+pub(crate) trait Write: AsyncWrite + Unpin + Send + 'static {}
+impl<T: AsyncWrite + Unpin + Send + 'static> Write for T {}
 
-/// Sends a close frame, waiting at most a second for the socket to take it.
-async fn close_with<S: Io>(ws: &mut WebSocketStream<S>, code: CloseCode, reason: &'static str) {
-    let frame = CloseFrame {
-        code,
-        reason: Utf8Bytes::from_static(reason),
-    };
-    let _ =
-        tokio::time::timeout(Duration::from_secs(1), ws.send(Message::Close(Some(frame)))).await;
-}
+type Ws<R> = WebSocketStream<ReadSide<R>>;
+
+/// How long the last words to a closing connection may take.
+const LAST_WORDS: Duration = Duration::from_secs(1);
 
 /// A connection refused before it started: `pusher:error`, then close.
-async fn refuse<S: Io>(mut ws: WebSocketStream<S>, code: ErrorCode) {
+async fn refuse<W: Write>(mut writer: Writer<W>, code: ErrorCode) {
     let frame = match code {
         // While draining for shutdown, as Soketi words it.
         ErrorCode::Reconnect => {
@@ -207,40 +199,25 @@ async fn refuse<S: Io>(mut ws: WebSocketStream<S>, code: ErrorCode) {
         }
         _ => ServerFrame::error(code),
     };
-    let _ = tokio::time::timeout(Duration::from_secs(1), ws.feed(message(frame.encode()))).await;
-    send_close(&mut ws, code).await;
+    let mut frames = VecDeque::from([frame.encode()]);
+    let _ = tokio::time::timeout(LAST_WORDS, writer.write(&mut Vec::new(), &mut frames)).await;
+    writer
+        .send_raw(&close_frame(code.code(), ""), LAST_WORDS)
+        .await;
 }
 
 /// How a WebSocket-level violation by the peer is answered (RFC 6455 7.4.1):
 /// 1007 for text that is not UTF-8, 1002 for a protocol error, 1009 for a
 /// message over the size limit; `None` when the peer is simply gone.
-fn violation(e: &WsError) -> Option<(CloseCode, &'static str, &'static str)> {
+fn violation(e: &WsError) -> Option<(u16, &'static str, &'static str)> {
     use tokio_tungstenite::tungstenite::error::ProtocolError as P;
     match e {
-        WsError::Utf8(_) => Some((CloseCode::Invalid, "invalid UTF-8", "invalid_utf8")),
-        WsError::Capacity(_) => Some((CloseCode::Size, "message too large", "message_too_large")),
+        WsError::Utf8(_) => Some((1007, "invalid UTF-8", "invalid_utf8")),
+        WsError::Capacity(_) => Some((1009, "message too large", "message_too_large")),
         WsError::Protocol(P::ResetWithoutClosingHandshake | P::SendAfterClosing) => None,
-        WsError::Protocol(_) => Some((CloseCode::Protocol, "protocol error", "protocol_error")),
+        WsError::Protocol(_) => Some((1002, "protocol error", "protocol_error")),
         _ => None,
     }
-}
-
-/// Writes every frame in `buf`, then flushes once.
-async fn write_batch<S: Io>(
-    ws: &mut WebSocketStream<S>,
-    buf: &mut VecDeque<Bytes>,
-    app: &App,
-) -> Result<(), WsError> {
-    let (mut n, mut bytes) = (0u64, 0u64);
-    while let Some(frame) = buf.pop_front() {
-        n += 1;
-        bytes += frame.len() as u64;
-        ws.feed(message(frame)).await?;
-    }
-    ws.flush().await?;
-    app.metrics.frames_out.inc_by(n);
-    app.metrics.bytes_out.inc_by(bytes);
-    Ok(())
 }
 
 /// Counts what one session call queued and dropped.
@@ -261,43 +238,68 @@ enum End {
     Slow(usize),
 }
 
-async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketStream<S>) {
+/// Control bytes (answers to pings) waiting for a peer that does not read,
+/// beyond which it is cut off like any slow consumer.
+const MAX_CONTROL_BYTES: usize = 16 * 1024;
+
+async fn connection<R: Read, W: Write>(
+    state: Arc<State>,
+    app: Arc<App>,
+    mut ws: Ws<R>,
+    mut writer: Writer<W>,
+) {
     let outbox = Arc::new(ConnQueue::new(
         state.config.outbox_capacity,
         state.config.outbox_max_bytes,
     ));
     let mut session = match app.hub.connect(outbox.clone(), state.now_ms()) {
         Ok(s) => s,
-        Err(code) => return refuse(ws, code).await,
+        Err(code) => return refuse(writer, code).await,
     };
     app.metrics.connections.inc();
     app.metrics.connections_total.inc();
+    let write_timeout = Duration::from_secs(state.config.write_timeout_secs);
     let mut shutdown = state.shutdown.clone();
     let mut buf = VecDeque::new();
+    let mut control = Vec::new();
     let mut deadline = session.next_timeout();
     let sleep = tokio::time::sleep_until(state.instant(deadline));
     tokio::pin!(sleep);
 
     let end = loop {
+        // tungstenite's answers (pongs, the close reply) wait in the read
+        // side until the writer sends them, never from the read path.
+        control.append(&mut ws.get_mut().control);
+        if control.len() > MAX_CONTROL_BYTES {
+            break End::Slow(0);
+        }
+        let has_control = !control.is_empty();
         tokio::select! {
             _ = crate::endpoint::stopped(&mut shutdown) => {
                 let _ = outbox.push(ServerFrame::error_with(
                     ErrorCode::Reconnect, "Server closed. Please reconnect shortly.").encode());
                 break End::Close(ErrorCode::Reconnect);
             }
-            _ = std::future::poll_fn(|cx| outbox.poll_ready(cx)) => {
-                match outbox.drain(&mut buf) {
+            _ = async {
+                if !has_control {
+                    std::future::poll_fn(|cx| outbox.poll_ready(cx)).await;
+                }
+            } => {
+                let close = match outbox.drain(&mut buf) {
                     Drained::Overflowed(n) => break End::Slow(n),
-                    Drained::Frames(close) => {
-                        match tokio::time::timeout(Duration::from_secs(state.config.write_timeout_secs), write_batch(&mut ws, &mut buf, &app)).await {
-                            Ok(Ok(())) => {}
-                            Ok(Err(_)) => break End::Peer,
-                            Err(_) => break End::Slow(buf.len()),
-                        }
-                        if let Some(code) = close {
-                            break End::Close(code);
-                        }
+                    Drained::Frames(close) => close,
+                };
+                let n = buf.len() as u64;
+                match tokio::time::timeout(write_timeout, writer.write(&mut control, &mut buf)).await {
+                    Ok(Ok(bytes)) => {
+                        app.metrics.frames_out.inc_by(n);
+                        app.metrics.bytes_out.inc_by(bytes);
                     }
+                    Ok(Err(_)) => break End::Peer,
+                    Err(_) => break End::Slow(buf.len()),
+                }
+                if let Some(code) = close {
+                    break End::Close(code);
                 }
             }
             msg = ws.next() => {
@@ -321,14 +323,16 @@ async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketSt
                         }.encode());
                     }
                     Some(Ok(Message::Ping(_) | Message::Pong(_))) => {
-                        // tungstenite queued the pong; it leaves on the next
-                        // read or write without this task waiting on a peer
-                        // that may not read.
                         session.touch(now);
+                        // Moves tungstenite's pong into the read side (which
+                        // never blocks); the writer sends it.
+                        let _ = ws.flush().await;
                     }
                     Some(Ok(Message::Close(_))) => {
-                        // tungstenite queued the close reply: send it.
-                        let _ = tokio::time::timeout(Duration::from_secs(1), ws.flush()).await;
+                        // Send tungstenite's close reply, then stop.
+                        let _ = ws.flush().await;
+                        control.append(&mut ws.get_mut().control);
+                        writer.send_raw(&control, LAST_WORDS).await;
                         break End::Peer;
                     }
                     None => break End::Peer,
@@ -337,7 +341,7 @@ async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketSt
                         if let Some((code, reason, metric)) = violation(&e) {
                             app.metrics.error(metric);
                             tracing::debug!(error = %e, "WebSocket violation; closing with {code}");
-                            close_with(&mut ws, code, reason).await;
+                            writer.send_raw(&close_frame(code, reason), LAST_WORDS).await;
                         }
                         break End::Peer;
                     }
@@ -363,13 +367,12 @@ async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketSt
         End::Close(code) => {
             // Send what is queued (the pusher:error among it), then close.
             if let Drained::Frames(_) = outbox.drain(&mut buf) {
-                let _ = tokio::time::timeout(
-                    Duration::from_secs(2),
-                    write_batch(&mut ws, &mut buf, &app),
-                )
-                .await;
+                let _ = tokio::time::timeout(2 * LAST_WORDS, writer.write(&mut control, &mut buf))
+                    .await;
             }
-            send_close(&mut ws, code).await;
+            writer
+                .send_raw(&close_frame(code.code(), ""), LAST_WORDS)
+                .await;
             app.metrics.closed(code.code());
         }
         End::Slow(dropped) => {
@@ -382,8 +385,12 @@ async fn connection<S: Io>(state: Arc<State>, app: Arc<App>, mut ws: WebSocketSt
             let frame =
                 ServerFrame::error_with(ErrorCode::OverCapacity, "Connection could not keep up")
                     .encode();
-            let _ = tokio::time::timeout(Duration::from_secs(1), ws.feed(message(frame))).await;
-            send_close(&mut ws, ErrorCode::OverCapacity).await;
+            let mut last = VecDeque::from([frame]);
+            let _ =
+                tokio::time::timeout(LAST_WORDS, writer.write(&mut Vec::new(), &mut last)).await;
+            writer
+                .send_raw(&close_frame(ErrorCode::OverCapacity.code(), ""), LAST_WORDS)
+                .await;
         }
     }
     session.close(state.now_ms());

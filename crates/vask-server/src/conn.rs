@@ -1,0 +1,295 @@
+//! One WebSocket connection's I/O. tungstenite reads (and validates) the
+//! peer's frames and answers its control frames; the writer sends the hub's
+//! frames itself: a 2-10 byte header and the payload bytes every recipient
+//! shares, in one vectored write, so a broadcast is neither copied nor
+//! re-validated nor re-framed per recipient.
+
+use std::collections::VecDeque;
+use std::io::IoSlice;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use bytes::Bytes;
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+
+/// The read half under tungstenite. What tungstenite writes (its answers to
+/// pings and close frames, already framed) is kept here for the writer,
+/// never written from the read path: a peer that does not read cannot block
+/// it.
+#[derive(Debug)]
+pub(crate) struct ReadSide<R> {
+    io: R,
+    /// Frames tungstenite wrote, waiting for the writer.
+    pub(crate) control: Vec<u8>,
+}
+
+impl<R> ReadSide<R> {
+    pub(crate) fn new(io: R) -> Self {
+        Self {
+            io,
+            control: Vec::new(),
+        }
+    }
+}
+
+impl<R: AsyncRead + Unpin> AsyncRead for ReadSide<R> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().io).poll_read(cx, buf)
+    }
+}
+
+impl<R: Unpin> AsyncWrite for ReadSide<R> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        self.get_mut().control.extend_from_slice(buf);
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Poll::Ready(Ok(()))
+    }
+}
+
+/// The header of an unmasked, final text frame of `len` bytes, into `out`;
+/// returns its length (2, 4 or 10).
+fn text_header(len: usize, out: &mut [u8; 10]) -> usize {
+    out[0] = 0x81;
+    if len < 126 {
+        out[1] = len as u8;
+        2
+    } else if len <= 0xffff {
+        out[1] = 126;
+        out[2..4].copy_from_slice(&(len as u16).to_be_bytes());
+        4
+    } else {
+        out[1] = 127;
+        out[2..10].copy_from_slice(&(len as u64).to_be_bytes());
+        10
+    }
+}
+
+/// A close frame with `code` and `reason` (at most 123 bytes).
+pub(crate) fn close_frame(code: u16, reason: &str) -> Vec<u8> {
+    let reason = &reason.as_bytes()[..reason.len().min(123)];
+    let mut f = Vec::with_capacity(4 + reason.len());
+    f.push(0x88);
+    f.push(2 + reason.len() as u8);
+    f.extend_from_slice(&code.to_be_bytes());
+    f.extend_from_slice(reason);
+    f
+}
+
+/// Frames per vectored write (two slices each, and one for control bytes,
+/// well under every system's `IOV_MAX`).
+const CHUNK: usize = 64;
+
+/// The write half: sends control bytes and text frames.
+#[derive(Debug)]
+pub(crate) struct Writer<W> {
+    io: W,
+    /// For streams without vectored writes (TLS): frames are copied here
+    /// and written at once.
+    buf: Vec<u8>,
+}
+
+impl<W: AsyncWrite + Unpin> Writer<W> {
+    pub(crate) fn new(io: W) -> Self {
+        Self {
+            io,
+            buf: Vec::new(),
+        }
+    }
+
+    /// Writes `control` (raw frames), then each of `frames` as a text
+    /// frame, emptying both; returns the payload bytes written.
+    pub(crate) async fn write(
+        &mut self,
+        control: &mut Vec<u8>,
+        frames: &mut VecDeque<Bytes>,
+    ) -> std::io::Result<u64> {
+        let mut bytes = 0;
+        if self.io.is_write_vectored() {
+            let mut first = true;
+            loop {
+                let n = frames.len().min(CHUNK);
+                if n == 0 && (!first || control.is_empty()) {
+                    break;
+                }
+                let control_part: &[u8] = if first { control } else { &[] };
+                bytes += self.write_chunk(control_part, frames, n).await?;
+                frames.drain(..n);
+                first = false;
+            }
+        } else {
+            self.buf.clear();
+            self.buf.extend_from_slice(control);
+            let mut header = [0u8; 10];
+            for f in frames.iter() {
+                let h = text_header(f.len(), &mut header);
+                self.buf.extend_from_slice(&header[..h]);
+                self.buf.extend_from_slice(f);
+                bytes += f.len() as u64;
+            }
+            frames.clear();
+            self.io.write_all(&self.buf).await?;
+            // Release a burst's buffer; keep a small one.
+            if self.buf.capacity() > 64 * 1024 {
+                self.buf = Vec::new();
+            }
+        }
+        control.clear();
+        self.io.flush().await?;
+        Ok(bytes)
+    }
+
+    /// One vectored write of `control` and the first `n` frames. The
+    /// slices are built on the stack at each poll (only the progress is
+    /// kept), so that they cost nothing in an idle connection's task.
+    async fn write_chunk(
+        &mut self,
+        control: &[u8],
+        frames: &VecDeque<Bytes>,
+        n: usize,
+    ) -> std::io::Result<u64> {
+        let mut done = 0usize;
+        let io = &mut self.io;
+        std::future::poll_fn(|cx| {
+            loop {
+                let mut headers = [[0u8; 10]; CHUNK];
+                let mut lens = [0usize; CHUNK];
+                for (i, f) in frames.iter().take(n).enumerate() {
+                    lens[i] = text_header(f.len(), &mut headers[i]);
+                }
+                let mut slices = [IoSlice::new(&[]); 2 * CHUNK + 1];
+                let mut k = 0;
+                if !control.is_empty() {
+                    slices[0] = IoSlice::new(control);
+                    k = 1;
+                }
+                for (i, f) in frames.iter().take(n).enumerate() {
+                    slices[k] = IoSlice::new(&headers[i][..lens[i]]);
+                    slices[k + 1] = IoSlice::new(f);
+                    k += 2;
+                }
+                let mut rest = &mut slices[..k];
+                IoSlice::advance_slices(&mut rest, done);
+                if rest.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                match Pin::new(&mut *io).poll_write_vectored(cx, rest) {
+                    Poll::Ready(Ok(0)) => {
+                        return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
+                    }
+                    Poll::Ready(Ok(written)) => done += written,
+                    Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
+                    Poll::Pending => return Poll::Pending,
+                }
+            }
+        })
+        .await?;
+        Ok(frames.iter().take(n).map(|f| f.len() as u64).sum())
+    }
+
+    /// Writes raw bytes (a close frame) within `limit`.
+    pub(crate) async fn send_raw(&mut self, frame: &[u8], limit: Duration) {
+        let _ = tokio::time::timeout(limit, async {
+            self.io.write_all(frame).await?;
+            self.io.flush().await
+        })
+        .await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_of_each_length_class() {
+        let mut h = [0u8; 10];
+        assert_eq!(text_header(5, &mut h), 2);
+        assert_eq!(&h[..2], [0x81, 5]);
+        assert_eq!(text_header(125, &mut h), 2);
+        assert_eq!(text_header(126, &mut h), 4);
+        assert_eq!(&h[..4], [0x81, 126, 0, 126]);
+        assert_eq!(text_header(65535, &mut h), 4);
+        assert_eq!(text_header(65536, &mut h), 10);
+        assert_eq!(&h[..10], [0x81, 127, 0, 0, 0, 0, 0, 1, 0, 0]);
+        assert_eq!(close_frame(4100, "x"), [0x88, 3, 0x10, 0x04, b'x']);
+    }
+
+    #[tokio::test]
+    async fn frames_arrive_whole_through_vectored_and_plain_writes() {
+        for vectored in [true, false] {
+            let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let client = tokio::net::TcpStream::connect(listener.local_addr().unwrap());
+            let (client, server) = tokio::join!(client, listener.accept());
+            let (server, client) = (server.unwrap().0, client.unwrap());
+            let mut w = if vectored {
+                Writer::new(Box::new(server) as Box<dyn AsyncWrite + Unpin + Send>)
+            } else {
+                Writer::new(Box::new(NotVectored(server)) as Box<dyn AsyncWrite + Unpin + Send>)
+            };
+            assert_eq!(w.io.is_write_vectored(), vectored);
+            let mut frames: VecDeque<Bytes> = (0..200)
+                .map(|i| Bytes::from(format!("{{\"n\":{i}}}").repeat(i % 7 * 40 + 1)))
+                .collect();
+            let expected: Vec<Bytes> = frames.iter().cloned().collect();
+            let mut control = vec![0x8a, 0];
+            let reader = tokio::spawn(async move {
+                let mut got = Vec::new();
+                tokio::io::AsyncReadExt::read_to_end(&mut { client }, &mut got)
+                    .await
+                    .unwrap();
+                got
+            });
+            w.write(&mut control, &mut frames).await.unwrap();
+            assert!(frames.is_empty() && control.is_empty());
+            drop(w);
+            let got = reader.await.unwrap();
+            assert_eq!(&got[..2], [0x8a, 0], "control first");
+            let mut at = 2;
+            for f in expected {
+                let mut h = [0u8; 10];
+                let n = text_header(f.len(), &mut h);
+                assert_eq!(&got[at..at + n], &h[..n]);
+                assert_eq!(&got[at + n..at + n + f.len()], &f[..]);
+                at += n + f.len();
+            }
+            assert_eq!(at, got.len());
+        }
+    }
+
+    /// A stream without vectored writes, as TLS streams are.
+    struct NotVectored(tokio::net::TcpStream);
+    impl AsyncWrite for NotVectored {
+        fn poll_write(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+            buf: &[u8],
+        ) -> Poll<std::io::Result<usize>> {
+            Pin::new(&mut self.0).poll_write(cx, buf)
+        }
+        fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_flush(cx)
+        }
+        fn poll_shutdown(
+            mut self: Pin<&mut Self>,
+            cx: &mut Context<'_>,
+        ) -> Poll<std::io::Result<()>> {
+            Pin::new(&mut self.0).poll_shutdown(cx)
+        }
+    }
+}
