@@ -32,7 +32,7 @@ pub(crate) fn random_nonce() -> Result<[u8; 24], String> {
     Ok(nonce)
 }
 
-/// A random `u64` (reconnect jitter).
+/// A random `u64` (the seed of the reconnect jitter).
 pub(crate) fn random_u64() -> u64 {
     // Jitter only spreads reconnects: without a random source, no jitter.
     getrandom::u64().unwrap_or(0)

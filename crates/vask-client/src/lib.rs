@@ -53,7 +53,6 @@
 //! ([`FnAuthorizer`]).
 
 mod authorizer;
-mod backoff;
 mod data;
 mod error;
 mod http;

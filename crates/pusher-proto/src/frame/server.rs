@@ -229,6 +229,18 @@ struct MemberOut<'a> {
     user_info: Option<&'a RawJson>,
 }
 
+/// A member as the protocol writes it: `{"user_id", "user_info"?}` (the
+/// data of `pusher_internal:member_added`).
+impl Serialize for Member {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        MemberOut {
+            user_id: &self.user_id,
+            user_info: self.user_info.as_ref(),
+        }
+        .serialize(s)
+    }
+}
+
 #[derive(Deserialize)]
 struct MemberIn {
     user_id: Box<RawValue>,
@@ -291,91 +303,105 @@ impl ServerFrame {
         }
     }
 
-    /// Encodes the frame for the wire.
-    pub fn encode(&self) -> Bytes {
-        let event = self.event_name();
-        // Every frame but pusher:error double-encodes its data.
-        let (channel, data): (Option<&str>, String) = match self {
-            Self::ChannelEvent(e) => return e.encode(),
-            Self::Error { code, message } => {
-                let data = ErrorData {
-                    code: *code,
-                    message: message.clone(),
-                };
-                let frame = OutFrame {
-                    event,
-                    channel: None,
-                    data: Some(&data),
-                    user_id: None,
-                };
-                return Bytes::from(frame.to_vec());
-            }
+    /// The channel the frame is about, if it names one.
+    fn channel(&self) -> Option<&str> {
+        match self {
+            Self::SubscriptionSucceeded { channel }
+            | Self::PresenceSubscriptionSucceeded { channel, .. }
+            | Self::SubscriptionError { channel, .. }
+            | Self::MemberAdded { channel, .. }
+            | Self::MemberRemoved { channel, .. }
+            | Self::CacheMiss { channel }
+            | Self::SubscriptionCount { channel, .. } => Some(channel),
+            Self::ChannelEvent(e) => Some(&e.channel),
+            Self::ConnectionEstablished { .. }
+            | Self::Ping
+            | Self::Pong
+            | Self::Error { .. }
+            | Self::SigninSuccess { .. }
+            | Self::WatchlistEvents { .. } => None,
+        }
+    }
+
+    /// The text of the frame's `data`: the JSON that [`ServerFrame::encode`]
+    /// double-encodes (for `pusher:error`, the object it embeds; for a
+    /// channel event, its data text).
+    ///
+    /// A client that hands the protocol's frames to its user as events (as
+    /// pusher-js does with `pusher:subscription_succeeded` and its member
+    /// list, `pusher:member_added`, `pusher:subscription_count`, ...) delivers
+    /// this text, so the shapes are defined once, here.
+    pub fn data_text(&self) -> String {
+        match self {
+            Self::ChannelEvent(e) => e.data.clone(),
+            Self::Error { code, message } => to_json_string(&ErrorData {
+                code: *code,
+                message: message.clone(),
+            }),
             Self::ConnectionEstablished {
                 socket_id,
                 activity_timeout,
-            } => (
-                None,
-                to_json_string(&Established {
-                    socket_id: *socket_id,
-                    activity_timeout: *activity_timeout,
-                }),
+            } => to_json_string(&Established {
+                socket_id: *socket_id,
+                activity_timeout: *activity_timeout,
+            }),
+            Self::Ping
+            | Self::Pong
+            | Self::SubscriptionSucceeded { .. }
+            | Self::CacheMiss { .. } => EMPTY.to_owned(),
+            Self::PresenceSubscriptionSucceeded { members, .. } => to_json_string(&PresenceOut {
+                presence: PresenceInner {
+                    ids: members.iter().map(|m| m.user_id.as_str()).collect(),
+                    hash: Hash(members),
+                    count: members.len(),
+                },
+            }),
+            Self::SubscriptionError { error, .. } => to_json_string(error),
+            Self::MemberAdded { member, .. } => to_json_string(member),
+            Self::MemberRemoved { user_id, .. } => to_json_string(&MemberOut {
+                user_id,
+                user_info: None,
+            }),
+            Self::SigninSuccess { user_data } => to_json_string(&SigninData {
+                user_data: user_data.clone(),
+            }),
+            Self::WatchlistEvents { events } => to_json_string(&WatchlistData {
+                events: events.clone(),
+            }),
+            Self::SubscriptionCount { count, .. } => to_json_string(&CountData {
+                subscription_count: *count,
+            }),
+        }
+    }
+
+    /// Encodes the frame for the wire.
+    pub fn encode(&self) -> Bytes {
+        match self {
+            Self::ChannelEvent(e) => e.encode(),
+            // pusher:error carries its data as an object.
+            Self::Error { code, message } => Bytes::from(
+                OutFrame {
+                    event: self.event_name(),
+                    channel: None,
+                    data: Some(&ErrorData {
+                        code: *code,
+                        message: message.clone(),
+                    }),
+                    user_id: None,
+                }
+                .to_vec(),
             ),
-            Self::Ping | Self::Pong => (None, EMPTY.to_owned()),
-            Self::SubscriptionSucceeded { channel } => (Some(channel), EMPTY.to_owned()),
-            Self::PresenceSubscriptionSucceeded { channel, members } => (
-                Some(channel),
-                to_json_string(&PresenceOut {
-                    presence: PresenceInner {
-                        ids: members.iter().map(|m| m.user_id.as_str()).collect(),
-                        hash: Hash(members),
-                        count: members.len(),
-                    },
-                }),
+            // Every other frame double-encodes its data.
+            _ => Bytes::from(
+                OutFrame {
+                    event: self.event_name(),
+                    channel: self.channel(),
+                    data: Some(self.data_text().as_str()),
+                    user_id: None,
+                }
+                .to_vec(),
             ),
-            Self::SubscriptionError { channel, error } => (Some(channel), to_json_string(error)),
-            Self::MemberAdded { channel, member } => (
-                Some(channel),
-                to_json_string(&MemberOut {
-                    user_id: &member.user_id,
-                    user_info: member.user_info.as_ref(),
-                }),
-            ),
-            Self::MemberRemoved { channel, user_id } => (
-                Some(channel),
-                to_json_string(&MemberOut {
-                    user_id,
-                    user_info: None,
-                }),
-            ),
-            Self::CacheMiss { channel } => (Some(channel), EMPTY.to_owned()),
-            Self::SigninSuccess { user_data } => (
-                None,
-                to_json_string(&SigninData {
-                    user_data: user_data.clone(),
-                }),
-            ),
-            Self::WatchlistEvents { events } => (
-                None,
-                to_json_string(&WatchlistData {
-                    events: events.clone(),
-                }),
-            ),
-            Self::SubscriptionCount { channel, count } => (
-                Some(channel),
-                to_json_string(&CountData {
-                    subscription_count: *count,
-                }),
-            ),
-        };
-        Bytes::from(
-            OutFrame {
-                event,
-                channel,
-                data: Some(data.as_str()),
-                user_id: None,
-            }
-            .to_vec(),
-        )
+        }
     }
 
     /// Decodes a frame received from a server (lenient about which frames
@@ -494,9 +520,22 @@ impl ServerFrame {
 mod tests {
     use super::*;
 
+    /// `frame` encodes to `wire`, decodes back from it, and its `data_text`
+    /// is the text of the wire's `data` field.
     fn check(frame: ServerFrame, wire: &str) {
         assert_eq!(std::str::from_utf8(&frame.encode()).unwrap(), wire);
         assert_eq!(ServerFrame::decode(wire.as_bytes()).unwrap(), frame);
+        #[derive(Deserialize)]
+        struct Data<'a> {
+            #[serde(borrow)]
+            data: &'a RawValue,
+        }
+        let data: Data<'_> = serde_json::from_str(wire).unwrap();
+        let text = match serde_json::from_str::<String>(data.data.get()) {
+            Ok(inner) => inner,
+            Err(_) => data.data.get().to_owned(),
+        };
+        assert_eq!(frame.data_text(), text, "{wire}");
     }
 
     fn member(id: &str, info: Option<&str>) -> Member {
@@ -624,6 +663,11 @@ mod tests {
                 user_id: "2".into(),
             },
             r#"{"event":"pusher_internal:member_removed","channel":"presence-x","data":"{\"user_id\":\"2\"}"}"#,
+        );
+        // A member serializes as member_added's data, user_info as sent.
+        assert_eq!(
+            serde_json::to_string(&member("1", Some(r#"{"b": 1,"a":2}"#))).unwrap(),
+            r#"{"user_id":"1","user_info":{"b": 1,"a":2}}"#
         );
     }
 

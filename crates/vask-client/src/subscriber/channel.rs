@@ -3,14 +3,14 @@
 use std::fmt;
 use std::sync::Arc;
 
-use pusher_proto::{ChannelKind, RawJson, validate_client_event_name};
+use pusher_proto::{ChannelKind, RawJson};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::registry::{Listener, SubStatus, lock};
-use super::{Command, Shared};
+use super::core::SubStatus;
+use super::shared::{Listener, Shared};
 use crate::error::{SocketError, SubscribeFailure};
 use crate::stream::EventStream;
 
@@ -85,7 +85,7 @@ pub struct Channel {
     name: Arc<str>,
     kind: ChannelKind,
     shared: Arc<Shared>,
-    cmd: mpsc::UnboundedSender<Command>,
+    wake: mpsc::Sender<()>,
 }
 
 impl fmt::Debug for Channel {
@@ -97,12 +97,12 @@ impl fmt::Debug for Channel {
     }
 }
 
-pub(crate) fn unsubscribe(shared: &Shared, cmd: &mpsc::UnboundedSender<Command>, channel: &str) {
-    let removed = lock(&shared.registry).channels.remove(channel);
-    if let Some(entry) = removed {
-        entry.set_status(SubStatus::Failed(SubscribeFailure::Unsubscribed));
-        let _ = cmd.send(Command::Unsubscribe(channel.to_owned()));
-    }
+pub(crate) fn unsubscribe(shared: &Shared, wake: &mpsc::Sender<()>, channel: &str) {
+    shared.call(|core, dispatch| {
+        core.unsubscribe(channel);
+        dispatch.left(channel);
+    });
+    super::wake(wake);
 }
 
 impl Channel {
@@ -110,13 +110,13 @@ impl Channel {
         name: &str,
         kind: ChannelKind,
         shared: Arc<Shared>,
-        cmd: mpsc::UnboundedSender<Command>,
+        wake: mpsc::Sender<()>,
     ) -> Self {
         Self {
             name: Arc::from(name),
             kind,
             shared,
-            cmd,
+            wake,
         }
     }
 
@@ -131,11 +131,11 @@ impl Channel {
     }
 
     fn listen(&self, filter: Option<String>) -> EventStream<Event> {
-        let mut reg = lock(&self.shared.registry);
-        match reg.channels.get_mut(&*self.name) {
-            Some(entry) => {
+        let mut inner = self.shared.lock();
+        match inner.dispatch.channels.get_mut(&*self.name) {
+            Some(channel) => {
                 let (tx, stream) = EventStream::new();
-                entry.listeners.push(Listener { filter, tx });
+                channel.listeners.push(Listener { filter, tx });
                 stream
             }
             None => EventStream::ended(),
@@ -170,10 +170,9 @@ impl Channel {
 
     /// Whether the channel is subscribed on the current connection.
     pub fn is_subscribed(&self) -> bool {
-        let reg = lock(&self.shared.registry);
-        reg.channels
-            .get(&*self.name)
-            .is_some_and(|e| *e.status.borrow() == SubStatus::Subscribed)
+        let inner = self.shared.lock();
+        (inner.dispatch.channels.get(&*self.name))
+            .is_some_and(|c| *c.status.borrow() == SubStatus::Subscribed)
     }
 
     /// Waits until the subscription succeeds on the current connection.
@@ -183,9 +182,9 @@ impl Channel {
     /// failed, or the channel was unsubscribed.
     pub async fn subscribed(&self) -> Result<(), SocketError> {
         let rx = {
-            let reg = lock(&self.shared.registry);
-            match reg.channels.get(&*self.name) {
-                Some(e) => e.status.subscribe(),
+            let inner = self.shared.lock();
+            match inner.dispatch.channels.get(&*self.name) {
+                Some(c) => c.status.subscribe(),
                 None => return Err(SubscribeFailure::Unsubscribed.into()),
             }
         };
@@ -204,28 +203,18 @@ impl Channel {
     /// Presence channels: the members (empty before the subscription
     /// succeeds, and for other channels).
     pub fn members(&self) -> Vec<crate::Member> {
-        let reg = lock(&self.shared.registry);
-        reg.channels
-            .get(&*self.name)
-            .map(|e| e.members.clone())
-            .unwrap_or_default()
+        self.shared.lock().core.members(&self.name)
     }
 
     /// Presence channels: this connection's own member.
     pub fn me(&self) -> Option<crate::Member> {
-        let reg = lock(&self.shared.registry);
-        let entry = reg.channels.get(&*self.name)?;
-        let id = entry.me.as_ref()?;
-        entry.members.iter().find(|m| m.id == *id).cloned()
+        self.shared.lock().core.me(&self.name)
     }
 
     /// The last subscription count the server sent (apps with
     /// subscription counts enabled; not presence channels).
     pub fn subscription_count(&self) -> Option<u64> {
-        let reg = lock(&self.shared.registry);
-        reg.channels
-            .get(&*self.name)
-            .and_then(|e| e.subscription_count)
+        self.shared.lock().core.subscription_count(&self.name)
     }
 
     /// Sends a client event to the channel's other subscribers. `event` must
@@ -243,34 +232,19 @@ impl Channel {
         event: &str,
         data: &D,
     ) -> Result<(), SocketError> {
-        validate_client_event_name(event, pusher_proto::DEFAULT_MAX_EVENT_NAME_LEN)
-            .map_err(|e| SocketError::NotAllowed(e.to_string()))?;
-        if !self.kind.accepts_client_events() || self.kind.is_encrypted() {
-            return Err(SocketError::NotAllowed(
-                "client events are only for private and presence channels (not encrypted)".into(),
-            ));
-        }
-        if !self.is_subscribed() {
-            return Err(SocketError::NotAllowed(format!(
-                "{} is not subscribed",
-                self.name
-            )));
-        }
+        self.shared
+            .lock()
+            .core
+            .check_client_event(&self.name, event)?;
         let data = RawJson::from_json(serde_json::to_string(data)?)?;
-        let (reply, rx) = oneshot::channel();
-        self.cmd
-            .send(Command::ClientEvent {
-                channel: self.name.to_string(),
-                event: event.to_owned(),
-                data,
-                reply,
-            })
-            .map_err(|_| SocketError::Closed)?;
-        rx.await.map_err(|_| SocketError::Closed)?
+        self.shared
+            .call(|core, _| core.client_event(&self.name, event, data))?;
+        super::wake(&self.wake);
+        Ok(())
     }
 
     /// Leaves the channel: its streams end and it is not resubscribed.
     pub fn unsubscribe(&self) {
-        unsubscribe(&self.shared, &self.cmd, &self.name);
+        unsubscribe(&self.shared, &self.wake, &self.name);
     }
 }

@@ -1,24 +1,31 @@
 //! The WebSocket side: connect, subscribe, receive, send client events,
 //! sign in; reconnects and resubscribes by itself.
+//!
+//! The protocol lives in [`core`], a state machine without IO; the
+//! [`driver`] task moves its frames over the [`transport`]; handles call the
+//! core through [`shared::Shared`] and wake the driver.
 
 mod channel;
+mod core;
 mod driver;
-mod registry;
+mod shared;
+mod transport;
 
 use std::fmt;
-use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
 
-use pusher_proto::{ChannelKind, ChannelName, WatchlistEvent};
+use pusher_proto::{ChannelKind, WatchlistEvent};
 use rustls_pki_types::CertificateDer;
-use tokio::sync::{mpsc, oneshot, watch};
+use tokio::sync::{mpsc, oneshot};
 
 pub use channel::{Binding, Channel, Event, Member};
 
+use self::core::Core;
+use self::shared::{Dispatch, Listener, Shared};
 use crate::authorizer::Authorizer;
 use crate::error::SocketError;
 use crate::stream::EventStream;
-use registry::{ChannelEntry, Listener, Registry, lock};
 
 /// Where the server is and how the subscriber behaves.
 #[derive(Clone)]
@@ -151,34 +158,6 @@ pub struct ServerError {
     pub message: String,
 }
 
-/// What the handles ask of the background task.
-#[derive(Debug)]
-pub(crate) enum Command {
-    /// A channel was added to the registry: subscribe if connected.
-    Subscribe(String),
-    /// A channel was removed from the registry: tell the server.
-    Unsubscribe(String),
-    /// Send a client event.
-    ClientEvent {
-        channel: String,
-        event: String,
-        data: pusher_proto::RawJson,
-        reply: oneshot::Sender<Result<(), SocketError>>,
-    },
-    /// `signin()` was called: sign in if connected.
-    Signin,
-    /// Close the connection and stop.
-    Disconnect(oneshot::Sender<()>),
-}
-
-/// What handles and the background task share.
-#[derive(Debug)]
-pub(crate) struct Shared {
-    pub(crate) registry: Mutex<Registry>,
-    pub(crate) state: watch::Sender<ConnectionState>,
-    pub(crate) runtime: tokio::runtime::Handle,
-}
-
 /// A connection to a Pusher Channels server, kept open in a background task.
 ///
 /// Cheap to clone: clones are handles to the same connection. The task
@@ -192,7 +171,9 @@ pub(crate) struct Shared {
 #[derive(Debug, Clone)]
 pub struct Subscriber {
     shared: Arc<Shared>,
-    cmd: mpsc::UnboundedSender<Command>,
+    /// Wakes the driver after a call into the core; when every sender is
+    /// gone, the driver stops.
+    wake: mpsc::Sender<()>,
 }
 
 impl Subscriber {
@@ -210,42 +191,44 @@ impl Subscriber {
     /// retried.
     pub async fn connect(config: SubscriberConfig) -> Result<Self, SocketError> {
         let tls = if config.tls {
-            Some(driver::TlsSetup::new(&config).map_err(SocketError::Tls)?)
+            Some(transport::TlsSetup::new(&config).map_err(SocketError::Tls)?)
         } else {
             None
         };
-        let shared = Arc::new(Shared {
-            registry: Mutex::new(Registry::default()),
-            state: watch::Sender::new(ConnectionState::Connecting),
-            runtime: tokio::runtime::Handle::current(),
-        });
-        let (cmd, cmd_rx) = mpsc::unbounded_channel();
+        let core = Core::new(
+            core::Config::of(&config),
+            Instant::now(),
+            crate::data::random_u64(),
+        );
         let (ready_tx, ready_rx) = oneshot::channel();
-        tokio::spawn(driver::run(config, tls, shared.clone(), cmd_rx, ready_tx));
+        let shared = Arc::new(Shared::new(core, Dispatch::new(ready_tx)));
+        let (wake, wake_rx) = mpsc::channel(1);
+        tokio::spawn(driver::run(config, tls, shared.clone(), wake_rx));
         ready_rx.await.map_err(|_| SocketError::Closed)??;
-        Ok(Self { shared, cmd })
+        Ok(Self { shared, wake })
     }
 
     /// The current connection's socket id (`None` while not connected).
     /// Pass it to [`crate::TriggerOptions::socket_id`] to exclude this
     /// connection from a publish.
     pub fn socket_id(&self) -> Option<String> {
-        lock(&self.shared.registry).socket_id.clone()
+        self.shared.lock().core.socket_id().map(str::to_owned)
     }
 
     /// The current connection state.
     pub fn state(&self) -> ConnectionState {
-        self.shared.state.borrow().clone()
+        self.shared.lock().dispatch.state.borrow().clone()
     }
 
     /// Every state change from now on.
     pub fn state_changes(&self) -> EventStream<ConnectionState> {
-        let mut reg = lock(&self.shared.registry);
-        if reg.closed {
+        let mut inner = self.shared.lock();
+        let dispatch = &mut inner.dispatch;
+        if dispatch.closed {
             return EventStream::ended();
         }
         let (tx, stream) = EventStream::new();
-        reg.state_listeners.push(tx);
+        dispatch.state_listeners.push(tx);
         stream
     }
 
@@ -254,7 +237,7 @@ impl Subscriber {
     /// # Errors
     /// [`SocketError::Closed`] if the subscriber stopped instead.
     pub async fn wait_connected(&self) -> Result<String, SocketError> {
-        let mut rx = self.shared.state.subscribe();
+        let mut rx = self.shared.lock().dispatch.state.subscribe();
         let state = rx
             .wait_for(|s| {
                 matches!(
@@ -272,12 +255,13 @@ impl Subscriber {
 
     /// Every `pusher:error` the server sends from now on.
     pub fn errors(&self) -> EventStream<ServerError> {
-        let mut reg = lock(&self.shared.registry);
-        if reg.closed {
+        let mut inner = self.shared.lock();
+        let dispatch = &mut inner.dispatch;
+        if dispatch.closed {
             return EventStream::ended();
         }
         let (tx, stream) = EventStream::new();
-        reg.error_listeners.push(tx);
+        dispatch.error_listeners.push(tx);
         stream
     }
 
@@ -291,55 +275,33 @@ impl Subscriber {
     /// `#server-to-user-` channel (use [`Subscriber::signin`]),
     /// [`SocketError::Closed`] if the subscriber has stopped.
     pub fn subscribe(&self, channel: &str) -> Result<Channel, SocketError> {
-        let name = ChannelName::new(channel)
-            .map_err(|e| SocketError::InvalidChannel(format!("{channel:?}: {e}")))?;
-        if name.kind() == ChannelKind::ServerToUser {
-            return Err(SocketError::InvalidChannel(
-                "#server-to-user- channels are joined by signin()".into(),
-            ));
-        }
-        {
-            let mut reg = lock(&self.shared.registry);
-            if reg.closed {
-                return Err(SocketError::Closed);
-            }
-            if !reg.channels.contains_key(channel) {
-                reg.channels
-                    .insert(channel.to_owned(), ChannelEntry::new(name.kind()));
-                self.cmd
-                    .send(Command::Subscribe(channel.to_owned()))
-                    .map_err(|_| SocketError::Closed)?;
-            }
-        }
-        Ok(self.channel_handle(channel, name.kind()))
+        let kind = self.shared.call(|core, dispatch| {
+            let kind = core.subscribe(channel)?;
+            dispatch.channel(channel);
+            Ok::<_, SocketError>(kind)
+        })?;
+        wake(&self.wake);
+        Ok(self.channel_handle(channel, kind))
     }
 
     /// The handle of a channel subscribed earlier.
     pub fn channel(&self, channel: &str) -> Option<Channel> {
-        let kind = lock(&self.shared.registry).channels.get(channel)?.kind;
+        let kind = self.shared.lock().core.kind(channel)?;
         (kind != ChannelKind::ServerToUser).then(|| self.channel_handle(channel, kind))
     }
 
     /// The names of the channels subscribed (or subscribing).
     pub fn channels(&self) -> Vec<String> {
-        let reg = lock(&self.shared.registry);
-        let mut names: Vec<String> = reg
-            .channels
-            .iter()
-            .filter(|(_, e)| e.kind != ChannelKind::ServerToUser)
-            .map(|(n, _)| n.clone())
-            .collect();
-        names.sort();
-        names
+        self.shared.lock().core.channel_names()
     }
 
     /// Leaves `channel`: its streams end and it is not resubscribed.
     pub fn unsubscribe(&self, channel: &str) {
-        channel::unsubscribe(&self.shared, &self.cmd, channel);
+        channel::unsubscribe(&self.shared, &self.wake, channel);
     }
 
     fn channel_handle(&self, channel: &str, kind: ChannelKind) -> Channel {
-        Channel::new(channel, kind, self.shared.clone(), self.cmd.clone())
+        Channel::new(channel, kind, self.shared.clone(), self.wake.clone())
     }
 
     /// Signs in (`pusher:signin`) with the authorizer's user authentication,
@@ -355,22 +317,22 @@ impl Subscriber {
     /// [`SocketError::Signin`] when the authorizer fails or the server
     /// refuses, [`SocketError::Closed`] if the subscriber stops first.
     pub async fn signin(&self) -> Result<String, SocketError> {
-        let rx = {
-            let mut reg = lock(&self.shared.registry);
-            if reg.closed {
-                return Err(SocketError::Closed);
-            }
-            if let Some(id) = &reg.user.id {
-                return Ok(id.clone());
-            }
-            reg.user.requested = true;
-            let (tx, rx) = oneshot::channel();
-            reg.user.waiters.push(tx);
-            rx
+        let waiting = self.shared.call(|core, dispatch| {
+            let signed_in = core.signin()?;
+            Ok::<_, SocketError>(signed_in.map_or_else(
+                || {
+                    let (tx, rx) = oneshot::channel();
+                    dispatch.signin_waiters.push(tx);
+                    Err(rx)
+                },
+                Ok,
+            ))
+        })?;
+        let rx = match waiting {
+            Ok(id) => return Ok(id),
+            Err(rx) => rx,
         };
-        self.cmd
-            .send(Command::Signin)
-            .map_err(|_| SocketError::Closed)?;
+        wake(&self.wake);
         rx.await
             .map_err(|_| SocketError::Closed)?
             .map_err(SocketError::Signin)
@@ -378,7 +340,7 @@ impl Subscriber {
 
     /// The signed-in user's id on the current connection.
     pub fn user_id(&self) -> Option<String> {
-        lock(&self.shared.registry).user.id.clone()
+        self.shared.lock().core.user_id().map(str::to_owned)
     }
 
     /// Events sent to the signed-in user (`send_to_user`), from now on.
@@ -392,33 +354,50 @@ impl Subscriber {
     }
 
     fn user_listener(&self, filter: Option<String>) -> EventStream<Event> {
-        let mut reg = lock(&self.shared.registry);
-        if reg.closed {
+        let mut inner = self.shared.lock();
+        let dispatch = &mut inner.dispatch;
+        if dispatch.closed {
             return EventStream::ended();
         }
         let (tx, stream) = EventStream::new();
-        reg.user_listeners.push(Listener { filter, tx });
+        dispatch.user_listeners.push(Listener { filter, tx });
         stream
     }
 
     /// Online/offline changes of the users in the signed-in user's
     /// watchlist, from now on.
     pub fn watchlist_events(&self) -> EventStream<WatchlistEvent> {
-        let mut reg = lock(&self.shared.registry);
-        if reg.closed {
+        let mut inner = self.shared.lock();
+        let dispatch = &mut inner.dispatch;
+        if dispatch.closed {
             return EventStream::ended();
         }
         let (tx, stream) = EventStream::new();
-        reg.watchlist_listeners.push(tx);
+        dispatch.watchlist_listeners.push(tx);
         stream
     }
 
     /// Closes the connection (close code 1000) and stops the background
     /// task; every stream ends. Idempotent.
     pub async fn disconnect(&self) {
-        let (tx, rx) = oneshot::channel();
-        if self.cmd.send(Command::Disconnect(tx)).is_ok() {
-            let _ = rx.await;
+        let done = self.shared.call(|core, dispatch| {
+            if dispatch.driver_done {
+                return None;
+            }
+            let (tx, rx) = oneshot::channel();
+            dispatch.disconnect_waiters.push(tx);
+            core.disconnect();
+            Some(rx)
+        });
+        if let Some(done) = done {
+            wake(&self.wake);
+            let _ = done.await;
         }
     }
+}
+
+/// Wakes the driver: the core has something for it. A wake already pending
+/// is enough.
+pub(crate) fn wake(wake: &mpsc::Sender<()>) {
+    let _ = wake.try_send(());
 }

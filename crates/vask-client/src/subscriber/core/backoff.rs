@@ -2,23 +2,27 @@
 
 use std::time::Duration;
 
-use crate::data::random_u64;
-
-/// Delays `min, 2·min, 4·min, ...` up to `max`, each plus up to 25 % random
-/// jitter (so clients dropped together do not come back together).
+/// Delays `min, 2·min, 4·min, ...` up to `max`, each plus up to 25 % jitter
+/// (so clients dropped together do not come back together).
+///
+/// The jitter comes from a seeded generator: the driver seeds it from the
+/// operating system, tests with a constant, and the delays are then the
+/// same on every run.
 #[derive(Debug, Clone)]
 pub(crate) struct Backoff {
     min: Duration,
     max: Duration,
     failures: u32,
+    random: u64,
 }
 
 impl Backoff {
-    pub(crate) fn new(min: Duration, max: Duration) -> Self {
+    pub(crate) fn new(min: Duration, max: Duration, seed: u64) -> Self {
         Self {
             min,
             max: max.max(min),
             failures: 0,
+            random: seed,
         }
     }
 
@@ -34,9 +38,19 @@ impl Backoff {
             .saturating_mul(1u32 << self.failures.min(16))
             .min(self.max);
         self.failures = self.failures.saturating_add(1);
-        let jitter_permille = random_u64() % 250;
+        let jitter_permille = self.next_random() % 250;
         let jitter = base.mul_f64(jitter_permille as f64 / 1000.0);
         (base + jitter).min(self.max)
+    }
+
+    /// SplitMix64: small, full-period, and plenty to spread reconnects (it
+    /// is not a secret).
+    fn next_random(&mut self) -> u64 {
+        self.random = self.random.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.random;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
     }
 }
 
@@ -46,7 +60,7 @@ mod tests {
 
     #[test]
     fn grows_then_caps() {
-        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1));
+        let mut b = Backoff::new(Duration::from_millis(100), Duration::from_secs(1), 7);
         let d: Vec<Duration> = (0..6).map(|_| b.next_delay()).collect();
         assert!(d[0] >= Duration::from_millis(100) && d[0] < Duration::from_millis(126));
         assert!(d[1] >= Duration::from_millis(200) && d[1] < Duration::from_millis(251));
@@ -54,5 +68,15 @@ mod tests {
         assert_eq!(d[5], Duration::from_secs(1));
         b.reset();
         assert!(b.next_delay() < Duration::from_millis(126));
+    }
+
+    #[test]
+    fn the_seed_decides_the_jitter() {
+        let delays = |seed| {
+            let mut b = Backoff::new(Duration::from_secs(1), Duration::from_secs(60), seed);
+            (0..4).map(|_| b.next_delay()).collect::<Vec<_>>()
+        };
+        assert_eq!(delays(1), delays(1));
+        assert_ne!(delays(1), delays(2));
     }
 }
