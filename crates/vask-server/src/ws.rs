@@ -283,6 +283,7 @@ async fn connection<R: Read, W: Write>(
             _ = async {
                 if !has_control {
                     std::future::poll_fn(|cx| outbox.poll_ready(cx)).await;
+                    tokio::task::yield_now().await;
                 }
             } => {
                 let close = match outbox.drain(&mut buf) {
