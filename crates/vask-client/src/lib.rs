@@ -66,7 +66,7 @@ pub use data::event_data;
 pub use error::{ApiError, AuthorizerError, SocketError, SubscribeFailure};
 pub use publisher::{Publisher, PublisherConfig, TriggerOptions};
 pub use stream::EventStream;
-pub use tls::load_pem_certs;
+pub use tls::{client_config as tls_client_config, load_pem_certs};
 
 /// A DER certificate, as [`load_pem_certs`] returns them (re-exported from
 /// `rustls-pki-types`).

@@ -40,9 +40,15 @@ pub fn load_pem_certs(path: impl AsRef<Path>) -> std::io::Result<Vec<Certificate
     Ok(certs)
 }
 
-/// A client configuration trusting Mozilla's roots plus `extra_ca_certs`
-/// (no ALPN, no client certificate).
-pub(crate) fn client_config(
+/// The TLS client setup every outgoing connection of the workspace uses (this
+/// client's `https://` and `wss://`, and the server's webhook sender): rustls
+/// with the ring provider and safe default protocol versions, trusting
+/// Mozilla's roots plus `extra_ca_certs`, no ALPN, no client certificate.
+/// Without extra certificates the configuration is built once and shared.
+///
+/// # Errors
+/// When one of `extra_ca_certs` is not a valid CA certificate.
+pub fn client_config(
     extra_ca_certs: &[CertificateDer<'static>],
 ) -> Result<Arc<ClientConfig>, String> {
     if extra_ca_certs.is_empty() {

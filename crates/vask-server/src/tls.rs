@@ -52,38 +52,19 @@ pub(crate) fn acceptor(tls: &TlsConfig) -> Result<Acceptor, ConfigError> {
     Ok(Acceptor(TlsAcceptor::from(Arc::new(config))))
 }
 
-/// The TLS settings webhook deliveries use: Mozilla's roots (webpki-roots)
-/// plus the certificates in `extra_ca`, for receivers behind a private CA.
+/// The TLS settings webhook deliveries use: the client's shared setup
+/// (Mozilla's roots) plus the certificates in `extra_ca`, for receivers behind
+/// a private CA.
 pub(crate) fn webhook_client_config(
     extra_ca: Option<&Path>,
-) -> Result<rustls::ClientConfig, ConfigError> {
-    let mut roots = rustls::RootCertStore {
-        roots: webpki_roots::TLS_SERVER_ROOTS.to_vec(),
+) -> Result<Arc<rustls::ClientConfig>, ConfigError> {
+    let field = |message: String| ConfigError::Invalid {
+        field: "server.webhooks.ca_file".into(),
+        message,
     };
-    if let Some(path) = extra_ca {
-        let field = |e: String| ConfigError::Invalid {
-            field: "server.webhooks.ca_file".into(),
-            message: e,
-        };
-        let certs = CertificateDer::pem_file_iter(path)
-            .and_then(|it| it.collect::<Result<Vec<_>, _>>())
-            .map_err(|e| field(format!("{}: {e}", path.display())))?;
-        if certs.is_empty() {
-            return Err(field(format!("{}: no certificate found", path.display())));
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| field(format!("{}: {e}", path.display())))?;
-        }
-    }
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    Ok(rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| ConfigError::Invalid {
-            field: "server.webhooks".into(),
-            message: e.to_string(),
-        })?
-        .with_root_certificates(roots)
-        .with_no_client_auth())
+    let extra = match extra_ca {
+        Some(path) => vask_client::load_pem_certs(path).map_err(|e| field(e.to_string()))?,
+        None => Vec::new(),
+    };
+    vask_client::tls_client_config(&extra).map_err(field)
 }

@@ -108,7 +108,7 @@ fn https_client(settings: &WebhookSettings) -> Client<HttpsConnector<HttpConnect
         })
         .expect("the standard roots always load");
     let connector = HttpsConnectorBuilder::new()
-        .with_tls_config(tls)
+        .with_tls_config(rustls::ClientConfig::clone(&tls))
         .https_or_http()
         .enable_http1()
         .build();
