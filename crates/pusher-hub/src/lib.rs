@@ -55,6 +55,7 @@ mod queue;
 mod refusal;
 mod remote;
 mod session;
+mod usage;
 mod users;
 mod webhook;
 
@@ -72,4 +73,8 @@ pub use queue::{ConnQueue, Drained};
 pub use refusal::Refusal;
 pub use remote::RemoteOutcome;
 pub use session::{Action, Outcome, Session};
+pub use usage::{
+    ClusterUsage, Counts, Meter, PeriodCounts, QuotaExceeded, Quotas, Span, Usage, UsageReport,
+    rfc3339,
+};
 pub use webhook::{BatchRules, Batcher};

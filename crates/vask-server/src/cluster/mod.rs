@@ -19,12 +19,15 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use pusher_hub::{AppSink, ClusterNode, Hub, NodeId, NodeOutcome, Wire};
+use std::collections::BTreeMap;
+
+use pusher_hub::{AppSink, ClusterNode, Hub, NodeId, NodeOutcome, UsageReport, Wire};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::ClusterConfig;
 use crate::endpoint::Alive;
 use crate::metrics::{AppMetrics, Metrics};
+use crate::usage::AppUsage;
 
 /// Messages waiting for the bus before new ones are dropped.
 const QUEUE: usize = 65_536;
@@ -37,6 +40,9 @@ const PAYLOAD_BYTES: usize = 256 * 1024;
 const EVENTS: usize = 64;
 /// How long one publish or one connection attempt may take.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a node tells the others its usage figures (README: usage
+/// propagation delay).
+pub(crate) const USAGE_EVERY: Duration = Duration::from_secs(1);
 
 /// What the engine's receiver reports.
 #[derive(Debug)]
@@ -220,7 +226,7 @@ impl Clock {
 pub(crate) async fn start(
     c: &ClusterConfig,
     prepared: Prepared,
-    hubs: Vec<(String, Arc<Hub>, AppMetrics)>,
+    hubs: Vec<(String, Arc<Hub>, AppMetrics, Arc<AppUsage>)>,
     metrics: Arc<Metrics>,
     clock: Clock,
     closing: watch::Receiver<bool>,
@@ -238,8 +244,10 @@ pub(crate) async fn start(
     })?);
     let mut node = ClusterNode::new(me.clone(), c.heartbeat_ms, c.node_timeout_ms);
     let mut app_metrics = std::collections::HashMap::new();
-    for (app, hub, m) in hubs {
+    let mut usage = BTreeMap::new();
+    for (app, hub, m, u) in hubs {
         node.add_app(&app, hub, clock.now());
+        usage.insert(app.clone(), u);
         app_metrics.insert(app, m);
     }
     tracing::info!(node = %me, url = %c.redacted_url(), "joining the cluster");
@@ -257,6 +265,7 @@ pub(crate) async fn start(
         clock,
         out: tx,
         app_metrics,
+        usage,
     };
     tokio::spawn(driver.run(events, closing, alive));
     // Answer for the cluster only once its state is known.
@@ -280,6 +289,8 @@ struct Driver {
     out: mpsc::Sender<Wire>,
     /// Frames delivered here for other nodes' events count as the app's.
     app_metrics: std::collections::HashMap<String, AppMetrics>,
+    /// Each app's usage: reported to the others, and their reports merged.
+    usage: BTreeMap<String, Arc<AppUsage>>,
 }
 
 impl Driver {
@@ -289,9 +300,12 @@ impl Driver {
         mut closing: watch::Receiver<bool>,
         alive: Alive,
     ) {
+        let mut report = tokio::time::interval(USAGE_EVERY);
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let wake = self.clock.instant(self.node.poll_timeout());
             tokio::select! {
+                _ = report.tick() => self.report_usage(),
                 ev = events.recv() => match ev {
                     Some(ev) => self.event(ev).await,
                     None => break,
@@ -362,6 +376,11 @@ impl Driver {
                 Ok(batch) => {
                     self.metrics.cluster_messages_in.inc_by(batch.len() as u64);
                     for w in batch {
+                        if let Wire::Usage { from, apps } = &w
+                            && from != self.node.me()
+                        {
+                            self.merge_usage(from, apps);
+                        }
                         let app = match &w {
                             Wire::App { app, .. } => Some(app.clone()),
                             _ => None,
@@ -389,6 +408,31 @@ impl Driver {
                     tracing::debug!(error = %e, "cluster message not understood");
                 }
             },
+        }
+    }
+
+    /// Tells the others what this node counted (while the bus is up: a
+    /// later report supersedes a lost one).
+    fn report_usage(&self) {
+        if !self.status.is_up() || self.usage.is_empty() {
+            return;
+        }
+        let apps = self
+            .usage
+            .iter()
+            .map(|(id, u)| (id.clone(), u.report()))
+            .collect();
+        self.send(Wire::Usage {
+            from: self.node.me().clone(),
+            apps,
+        });
+    }
+
+    fn merge_usage(&self, from: &NodeId, apps: &BTreeMap<String, UsageReport>) {
+        for (id, report) in apps {
+            if let Some(u) = self.usage.get(id) {
+                u.merge(from.clone(), report);
+            }
         }
     }
 

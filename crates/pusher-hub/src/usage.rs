@@ -1,0 +1,756 @@
+//! Usage as Vask bills it: per app, per UTC day and per UTC calendar month,
+//! broadcasts (one event published to one channel, whatever the number of
+//! recipients), deliveries (the copies fan-out sent), peak concurrent
+//! connections, API requests and bytes sent; and the broadcast quotas
+//! checked against them.
+//!
+//! No clock: every call takes the wall-clock time as `now` (Unix seconds,
+//! UTC) from the driver. Counting is a few atomic operations on the app's
+//! [`Usage`]: no lock, and nothing per recipient (a publish adds the number
+//! of copies its fan-out reports). A period rolls over on the first count
+//! that falls in the next one.
+//!
+//! In a cluster each node sends its own counts of the current periods
+//! ([`UsageReport`], absolute values) every second or so; every node keeps
+//! the latest report of every other node, dead ones included, in a
+//! [`ClusterUsage`], and answers with the sum. Reports are merged field by
+//! field with `max` for the same period (counts only grow within a period),
+//! so the order and repetition of reports do not matter.
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use serde::{Deserialize, Serialize};
+
+use crate::cluster::NodeId;
+
+const DAY_SECS: u64 = 86_400;
+
+/// A billing period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Span {
+    /// A UTC day.
+    Day,
+    /// A UTC calendar month.
+    Month,
+}
+
+impl Span {
+    /// The start (Unix seconds) of the period that holds `now`.
+    pub fn start(self, now: u64) -> u64 {
+        let days = now / DAY_SECS;
+        match self {
+            Self::Day => days * DAY_SECS,
+            Self::Month => {
+                let (y, m, _) = civil_from_days(days);
+                days_from_civil(y, m, 1) * DAY_SECS
+            }
+        }
+    }
+}
+
+/// (year, month 1-12, day 1-31) of a day counted from 1970-01-01: the
+/// proleptic Gregorian calendar, in eras of 400 years.
+fn civil_from_days(days: u64) -> (u64, u64, u64) {
+    // Shift the origin to 0000-03-01 so that leap days end each year.
+    let z = days + 719_468;
+    let era = z / 146_097;
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + u64::from(m <= 2);
+    (y, m, d)
+}
+
+/// Days from 1970-01-01 to (year, month, day), for years from 1970.
+fn days_from_civil(y: u64, m: u64, d: u64) -> u64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y / 400;
+    let yoe = y - era * 400;
+    let mp = if m > 2 { m - 3 } else { m + 9 };
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// `2026-12-01T00:00:00Z` for a Unix time.
+pub fn rfc3339(t: u64) -> String {
+    let (y, m, d) = civil_from_days(t / DAY_SECS);
+    let s = t % DAY_SECS;
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        s / 3600,
+        s / 60 % 60,
+        s % 60
+    )
+}
+
+/// The figures of one period.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Counts {
+    /// Events published to one channel each (API events per channel, batch
+    /// items, client events).
+    pub broadcasts: u64,
+    /// Copies sent to connections by those broadcasts.
+    pub deliveries: u64,
+    /// Most connections open at once.
+    pub peak_connections: u64,
+    /// Signed HTTP API requests.
+    pub api_requests: u64,
+    /// Bytes written to the app's connections.
+    pub bytes_out: u64,
+}
+
+impl Counts {
+    /// The same node's figures, later or earlier: each the larger (counts
+    /// only grow within a period).
+    fn latest(self, o: Self) -> Self {
+        Self {
+            broadcasts: self.broadcasts.max(o.broadcasts),
+            deliveries: self.deliveries.max(o.deliveries),
+            peak_connections: self.peak_connections.max(o.peak_connections),
+            api_requests: self.api_requests.max(o.api_requests),
+            bytes_out: self.bytes_out.max(o.bytes_out),
+        }
+    }
+
+    /// Two nodes' figures together: sums, and the larger peak (each node's
+    /// peak already counts the whole cluster's connections as it knew them).
+    fn plus(self, o: Self) -> Self {
+        Self {
+            broadcasts: self.broadcasts.saturating_add(o.broadcasts),
+            deliveries: self.deliveries.saturating_add(o.deliveries),
+            peak_connections: self.peak_connections.max(o.peak_connections),
+            api_requests: self.api_requests.saturating_add(o.api_requests),
+            bytes_out: self.bytes_out.saturating_add(o.bytes_out),
+        }
+    }
+}
+
+/// One period's figures and its start (Unix seconds).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PeriodCounts {
+    /// The period's first second.
+    pub start: u64,
+    /// Its figures.
+    #[serde(flatten)]
+    pub counts: Counts,
+}
+
+impl PeriodCounts {
+    /// Keeps the later period, or the larger figures of the same period.
+    fn merge(&mut self, o: Self) {
+        if o.start > self.start {
+            *self = o;
+        } else if o.start == self.start {
+            self.counts = self.counts.latest(o.counts);
+        }
+    }
+
+    /// The figures if this is the period starting at `start`, else zeros.
+    fn at(&self, start: u64) -> Counts {
+        if self.start == start {
+            self.counts
+        } else {
+            Counts::default()
+        }
+    }
+}
+
+/// What a node counted in the current day and month: what it tells the
+/// others, and what [`Usage::snapshot`] gives to be kept elsewhere.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UsageReport {
+    /// The UTC day.
+    pub day: PeriodCounts,
+    /// The UTC calendar month.
+    pub month: PeriodCounts,
+}
+
+impl UsageReport {
+    /// Keeps, per period, the later one or the larger figures.
+    pub fn merge(&mut self, o: &Self) {
+        self.day.merge(o.day);
+        self.month.merge(o.month);
+    }
+
+    /// The day and month holding `now`, with zeros where this report is
+    /// of an older period.
+    pub fn current(&self, now: u64) -> Self {
+        let (day, month) = (Span::Day.start(now), Span::Month.start(now));
+        Self {
+            day: PeriodCounts {
+                start: day,
+                counts: self.day.at(day),
+            },
+            month: PeriodCounts {
+                start: month,
+                counts: self.month.at(month),
+            },
+        }
+    }
+
+    /// Both reports together (the same periods assumed, as
+    /// [`UsageReport::current`] gives them).
+    fn plus(&self, o: &Self) -> Self {
+        Self {
+            day: PeriodCounts {
+                start: self.day.start,
+                counts: self.day.counts.plus(o.day.counts),
+            },
+            month: PeriodCounts {
+                start: self.month.start,
+                counts: self.month.counts.plus(o.month.counts),
+            },
+        }
+    }
+}
+
+/// Broadcast quotas of an app; `None` is unlimited.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Quotas {
+    /// Broadcasts per UTC day.
+    pub max_broadcasts_per_day: Option<u64>,
+    /// Broadcasts per UTC calendar month.
+    pub max_broadcasts_per_month: Option<u64>,
+}
+
+/// Broadcasts refused because a quota would be crossed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum QuotaExceeded {
+    /// `max_broadcasts_per_day`.
+    #[error("Quota exceeded: max_broadcasts_per_day is {max} broadcasts per UTC day")]
+    BroadcastsPerDay {
+        /// The quota.
+        max: u64,
+    },
+    /// `max_broadcasts_per_month`.
+    #[error("Quota exceeded: max_broadcasts_per_month is {max} broadcasts per UTC month")]
+    BroadcastsPerMonth {
+        /// The quota.
+        max: u64,
+    },
+}
+
+impl QuotaExceeded {
+    /// The quota's name, for metrics labels and logs.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Self::BroadcastsPerDay { .. } => "max_broadcasts_per_day",
+            Self::BroadcastsPerMonth { .. } => "max_broadcasts_per_month",
+        }
+    }
+}
+
+/// What a hub asks and tells about broadcasts: the driver's seam between
+/// the hub (which knows what a publish is and how many copies it sent) and
+/// the app's [`Usage`] (which needs the wall-clock time the hub never
+/// reads). Called once per publish, never per recipient.
+pub trait Meter: Send + Sync {
+    /// Before `broadcasts` broadcasts are published (all of one request, or
+    /// one client event): counts them, or refuses them all.
+    ///
+    /// # Errors
+    /// The quota they would cross; nothing is published.
+    fn admit(&self, broadcasts: u64) -> Result<(), QuotaExceeded>;
+
+    /// After a fan-out (of a publish made here or on another node): the
+    /// copies it queued.
+    fn delivered(&self, copies: u64);
+}
+
+/// One period's live counters.
+#[derive(Debug)]
+struct Period {
+    span: Span,
+    start: AtomicU64,
+    broadcasts: AtomicU64,
+    deliveries: AtomicU64,
+    peak_connections: AtomicU64,
+    api_requests: AtomicU64,
+    bytes_out: AtomicU64,
+    /// What the other nodes counted in this period (for quotas), as last
+    /// told by the driver; `others_start` says which period it is of.
+    others_start: AtomicU64,
+    others_broadcasts: AtomicU64,
+}
+
+impl Period {
+    fn new(span: Span, now: u64) -> Self {
+        Self {
+            span,
+            start: AtomicU64::new(span.start(now)),
+            broadcasts: AtomicU64::new(0),
+            deliveries: AtomicU64::new(0),
+            peak_connections: AtomicU64::new(0),
+            api_requests: AtomicU64::new(0),
+            bytes_out: AtomicU64::new(0),
+            others_start: AtomicU64::new(0),
+            others_broadcasts: AtomicU64::new(0),
+        }
+    }
+
+    /// Rolls over to the period holding `now` when it is a later one: one
+    /// load when it is not. Counts made by other threads at the very
+    /// instant of the rollover may land in either period; a clock that
+    /// steps back never rolls a period back.
+    fn at(&self, now: u64) -> &Self {
+        let start = self.span.start(now);
+        let current = self.start.load(Ordering::Acquire);
+        if start > current
+            && self
+                .start
+                .compare_exchange(current, start, Ordering::AcqRel, Ordering::Acquire)
+                .is_ok()
+        {
+            for c in [
+                &self.broadcasts,
+                &self.deliveries,
+                &self.peak_connections,
+                &self.api_requests,
+                &self.bytes_out,
+            ] {
+                c.store(0, Ordering::Release);
+            }
+        }
+        self
+    }
+
+    fn others(&self) -> u64 {
+        if self.others_start.load(Ordering::Acquire) == self.start.load(Ordering::Acquire) {
+            self.others_broadcasts.load(Ordering::Acquire)
+        } else {
+            0
+        }
+    }
+
+    /// Adds `n` broadcasts unless this node's and the others' count would
+    /// then be over `max`.
+    fn admit(&self, n: u64, max: Option<u64>) -> bool {
+        let Some(max) = max else {
+            self.broadcasts.fetch_add(n, Ordering::AcqRel);
+            return true;
+        };
+        let others = self.others();
+        self.broadcasts
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |c| {
+                (c.saturating_add(others).saturating_add(n) <= max).then_some(c + n)
+            })
+            .is_ok()
+    }
+
+    fn read(&self) -> PeriodCounts {
+        PeriodCounts {
+            start: self.start.load(Ordering::Acquire),
+            counts: Counts {
+                broadcasts: self.broadcasts.load(Ordering::Acquire),
+                deliveries: self.deliveries.load(Ordering::Acquire),
+                peak_connections: self.peak_connections.load(Ordering::Acquire),
+                api_requests: self.api_requests.load(Ordering::Acquire),
+                bytes_out: self.bytes_out.load(Ordering::Acquire),
+            },
+        }
+    }
+
+    fn add(&self, c: &Counts) {
+        self.broadcasts.fetch_add(c.broadcasts, Ordering::AcqRel);
+        self.deliveries.fetch_add(c.deliveries, Ordering::AcqRel);
+        self.peak_connections
+            .fetch_max(c.peak_connections, Ordering::AcqRel);
+        self.api_requests
+            .fetch_add(c.api_requests, Ordering::AcqRel);
+        self.bytes_out.fetch_add(c.bytes_out, Ordering::AcqRel);
+    }
+}
+
+/// One app's usage on this node: atomics per period, shared by every
+/// connection task and request of the app.
+#[derive(Debug)]
+pub struct Usage {
+    day: Period,
+    month: Period,
+}
+
+impl Usage {
+    /// Empty counters for the periods holding `now`.
+    pub fn new(now: u64) -> Self {
+        Self {
+            day: Period::new(Span::Day, now),
+            month: Period::new(Span::Month, now),
+        }
+    }
+
+    fn each(&self, now: u64, f: impl Fn(&Period)) {
+        f(self.day.at(now));
+        f(self.month.at(now));
+    }
+
+    /// Counts `n` broadcasts if they fit both quotas (with what the other
+    /// nodes counted, as last told by [`Usage::set_others`]); all or none.
+    ///
+    /// # Errors
+    /// The quota that `n` more broadcasts would cross; nothing is counted.
+    pub fn admit(&self, n: u64, quotas: &Quotas, now: u64) -> Result<(), QuotaExceeded> {
+        let (day, month) = (self.day.at(now), self.month.at(now));
+        if !day.admit(n, quotas.max_broadcasts_per_day) {
+            return Err(QuotaExceeded::BroadcastsPerDay {
+                max: quotas.max_broadcasts_per_day.unwrap_or(0),
+            });
+        }
+        if !month.admit(n, quotas.max_broadcasts_per_month) {
+            day.broadcasts.fetch_sub(n, Ordering::AcqRel);
+            return Err(QuotaExceeded::BroadcastsPerMonth {
+                max: quotas.max_broadcasts_per_month.unwrap_or(0),
+            });
+        }
+        Ok(())
+    }
+
+    /// Counts copies sent by a fan-out (one call per publish).
+    pub fn delivered(&self, copies: u64, now: u64) {
+        if copies > 0 {
+            self.each(now, |p| {
+                p.deliveries.fetch_add(copies, Ordering::AcqRel);
+            });
+        }
+    }
+
+    /// Counts one signed API request.
+    pub fn api_request(&self, now: u64) {
+        self.each(now, |p| {
+            p.api_requests.fetch_add(1, Ordering::AcqRel);
+        });
+    }
+
+    /// Counts bytes written to the app's connections.
+    pub fn bytes_out(&self, bytes: u64, now: u64) {
+        self.each(now, |p| {
+            p.bytes_out.fetch_add(bytes, Ordering::AcqRel);
+        });
+    }
+
+    /// Records that `open` connections are open now (the cluster's, as
+    /// this node knows them): the peak keeps the largest.
+    pub fn connections(&self, open: u64, now: u64) {
+        self.each(now, |p| {
+            p.peak_connections.fetch_max(open, Ordering::AcqRel);
+        });
+    }
+
+    /// What the other nodes counted ([`ClusterUsage::others`]), for the
+    /// quotas.
+    pub fn set_others(&self, others: &UsageReport) {
+        for (p, o) in [(&self.day, &others.day), (&self.month, &others.month)] {
+            p.others_broadcasts
+                .store(o.counts.broadcasts, Ordering::Release);
+            p.others_start.store(o.start, Ordering::Release);
+        }
+    }
+
+    /// This node's figures for the periods holding `now`: what it reports
+    /// to the others, and what a store keeps to [`Usage::restore`] later.
+    pub fn snapshot(&self, now: u64) -> UsageReport {
+        UsageReport {
+            day: self.day.at(now).read(),
+            month: self.month.at(now).read(),
+        }
+    }
+
+    /// Adds figures kept from an earlier run (its [`Usage::snapshot`]) to
+    /// the periods they are of, if those are the current ones; older
+    /// periods are ignored.
+    pub fn restore(&self, kept: &UsageReport, now: u64) {
+        for (p, k) in [(&self.day, &kept.day), (&self.month, &kept.month)] {
+            let p = p.at(now);
+            if p.start.load(Ordering::Acquire) == k.start {
+                p.add(&k.counts);
+            }
+        }
+    }
+}
+
+/// The latest report of every other node for one app, kept when a node
+/// dies (its counts stay in the totals of the periods they are of).
+#[derive(Debug, Clone, Default)]
+pub struct ClusterUsage {
+    nodes: BTreeMap<NodeId, UsageReport>,
+}
+
+impl ClusterUsage {
+    /// Takes in a node's report; any order, any repetition.
+    pub fn merge(&mut self, node: NodeId, report: &UsageReport) {
+        self.nodes.entry(node).or_default().merge(report);
+    }
+
+    /// Forgets nodes whose reports are all of months before the one
+    /// holding `now` (so that restarts do not pile up).
+    pub fn prune(&mut self, now: u64) {
+        let month = Span::Month.start(now);
+        self.nodes.retain(|_, r| r.month.start >= month);
+    }
+
+    /// The sum of every other node's figures for the periods holding
+    /// `now`.
+    pub fn others(&self, now: u64) -> UsageReport {
+        self.nodes
+            .values()
+            .fold(UsageReport::default().current(now), |sum, r| {
+                sum.plus(&r.current(now))
+            })
+    }
+
+    /// The cluster's figures: this node's `own` and everybody else's.
+    pub fn total(&self, own: &UsageReport, now: u64) -> UsageReport {
+        self.others(now).plus(&own.current(now))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Unix seconds of a UTC date and time.
+    fn at(y: u64, mo: u64, d: u64, h: u64, mi: u64, s: u64) -> u64 {
+        days_from_civil(y, mo, d) * DAY_SECS + h * 3600 + mi * 60 + s
+    }
+
+    #[test]
+    fn calendar() {
+        assert_eq!(at(1970, 1, 1, 0, 0, 0), 0);
+        assert_eq!(at(2026, 12, 1, 0, 0, 0), 1_796_083_200);
+        assert_eq!(rfc3339(1_796_083_200), "2026-12-01T00:00:00Z");
+        assert_eq!(rfc3339(at(2024, 2, 29, 23, 59, 59)), "2024-02-29T23:59:59Z");
+        for days in (0..200_000).step_by(7) {
+            let (y, m, d) = civil_from_days(days);
+            assert_eq!(days_from_civil(y, m, d), days);
+        }
+    }
+
+    #[test]
+    fn period_starts() {
+        let t = at(2026, 12, 17, 13, 5, 9);
+        assert_eq!(rfc3339(Span::Day.start(t)), "2026-12-17T00:00:00Z");
+        assert_eq!(rfc3339(Span::Month.start(t)), "2026-12-01T00:00:00Z");
+        // Last second of a leap February, first of March.
+        let feb = at(2028, 2, 29, 23, 59, 59);
+        assert_eq!(rfc3339(Span::Month.start(feb)), "2028-02-01T00:00:00Z");
+        assert_eq!(rfc3339(Span::Month.start(feb + 1)), "2028-03-01T00:00:00Z");
+        assert_eq!(rfc3339(Span::Day.start(feb + 1)), "2028-03-01T00:00:00Z");
+        // New year.
+        let eve = at(2026, 12, 31, 23, 59, 59);
+        assert_eq!(rfc3339(Span::Month.start(eve + 1)), "2027-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn day_rolls_over_at_utc_midnight_and_month_at_the_first() {
+        let quotas = Quotas::default();
+        let t = at(2026, 12, 31, 23, 59, 58);
+        let u = Usage::new(t);
+        u.admit(2, &quotas, t).unwrap();
+        u.delivered(6, t);
+        u.api_request(t + 1);
+        u.bytes_out(100, t + 1);
+        u.connections(3, t + 1);
+        let s = u.snapshot(t + 1);
+        assert_eq!(
+            s.day.counts,
+            Counts {
+                broadcasts: 2,
+                deliveries: 6,
+                peak_connections: 3,
+                api_requests: 1,
+                bytes_out: 100
+            }
+        );
+        assert_eq!(
+            s.month,
+            PeriodCounts {
+                start: at(2026, 12, 1, 0, 0, 0),
+                ..s.day
+            }
+        );
+        // Midnight, new year: both periods start again.
+        let ny = t + 2;
+        u.admit(1, &quotas, ny).unwrap();
+        let s = u.snapshot(ny);
+        assert_eq!(rfc3339(s.day.start), "2027-01-01T00:00:00Z");
+        assert_eq!(rfc3339(s.month.start), "2027-01-01T00:00:00Z");
+        assert_eq!(s.day.counts.broadcasts, 1);
+        assert_eq!(s.month.counts.broadcasts, 1);
+        assert_eq!(s.day.counts.deliveries, 0);
+        // Next midnight: the day starts again, the month goes on.
+        let next = at(2027, 1, 2, 0, 0, 0);
+        u.admit(1, &quotas, next).unwrap();
+        let s = u.snapshot(next);
+        assert_eq!(s.day.counts.broadcasts, 1);
+        assert_eq!(s.month.counts.broadcasts, 2);
+        // A clock stepping back does not roll anything back.
+        u.admit(1, &quotas, next - 5).unwrap();
+        let s = u.snapshot(next);
+        assert_eq!((s.day.counts.broadcasts, s.month.counts.broadcasts), (2, 3));
+    }
+
+    #[test]
+    fn quotas_hold_at_the_exact_boundary_all_or_nothing() {
+        let t = at(2026, 12, 5, 10, 0, 0);
+        let u = Usage::new(t);
+        let q = Quotas {
+            max_broadcasts_per_day: Some(5),
+            max_broadcasts_per_month: Some(7),
+        };
+        u.admit(3, &q, t).unwrap();
+        // 3 + 3 > 5: refused whole.
+        assert_eq!(
+            u.admit(3, &q, t),
+            Err(QuotaExceeded::BroadcastsPerDay { max: 5 })
+        );
+        u.admit(2, &q, t).unwrap();
+        assert_eq!(
+            u.admit(1, &q, t),
+            Err(QuotaExceeded::BroadcastsPerDay { max: 5 })
+        );
+        // Next day: 5 in the month, 2 more fit, the third crosses the month.
+        let t2 = t + DAY_SECS;
+        u.admit(2, &q, t2).unwrap();
+        let e = u.admit(1, &q, t2).unwrap_err();
+        assert_eq!(e, QuotaExceeded::BroadcastsPerMonth { max: 7 });
+        assert_eq!(e.reason(), "max_broadcasts_per_month");
+        // The refused month left the day untouched.
+        assert_eq!(u.snapshot(t2).day.counts.broadcasts, 2);
+        // Other nodes' broadcasts count against the quota.
+        let t3 = at(2027, 1, 1, 0, 0, 0);
+        let mut others = UsageReport::default().current(t3);
+        others.day.counts.broadcasts = 4;
+        u.set_others(&others);
+        u.admit(1, &q, t3).unwrap();
+        assert!(u.admit(1, &q, t3).is_err());
+        // Reports of another day do not.
+        let t4 = t3 + DAY_SECS;
+        u.admit(4, &q, t4).unwrap();
+        assert_eq!(
+            QuotaExceeded::BroadcastsPerDay { max: 5 }.to_string(),
+            "Quota exceeded: max_broadcasts_per_day is 5 broadcasts per UTC day"
+        );
+    }
+
+    #[test]
+    fn snapshot_and_restore_keep_the_current_periods() {
+        let t = at(2026, 12, 5, 10, 0, 0);
+        let a = Usage::new(t);
+        a.admit(4, &Quotas::default(), t).unwrap();
+        a.api_request(t);
+        let kept = a.snapshot(t);
+        let b = Usage::new(t + 60);
+        b.admit(1, &Quotas::default(), t + 60).unwrap();
+        b.restore(&kept, t + 60);
+        let s = b.snapshot(t + 60);
+        assert_eq!(
+            (s.day.counts.broadcasts, s.month.counts.api_requests),
+            (5, 1)
+        );
+        // Kept figures of yesterday count in the month only.
+        let c = Usage::new(t + DAY_SECS);
+        c.restore(&kept, t + DAY_SECS);
+        let s = c.snapshot(t + DAY_SECS);
+        assert_eq!((s.day.counts.broadcasts, s.month.counts.broadcasts), (0, 4));
+    }
+
+    #[test]
+    fn dead_nodes_stay_in_the_totals_of_their_periods() {
+        let t = at(2026, 12, 5, 10, 0, 0);
+        let mut c = ClusterUsage::default();
+        let mut r = UsageReport::default().current(t);
+        r.day.counts.broadcasts = 3;
+        r.month.counts.broadcasts = 10;
+        r.day.counts.peak_connections = 4;
+        c.merge(NodeId::new("a", 1), &r);
+        let own = {
+            let mut o = UsageReport::default().current(t);
+            o.day.counts.broadcasts = 2;
+            o.day.counts.peak_connections = 5;
+            o
+        };
+        let total = c.total(&own, t + 3600);
+        assert_eq!(total.day.counts.broadcasts, 5);
+        assert_eq!(total.day.counts.peak_connections, 5);
+        assert_eq!(total.month.counts.broadcasts, 10);
+        // Tomorrow the dead node still counts in the month.
+        let total = c.total(&UsageReport::default(), t + DAY_SECS);
+        assert_eq!(total.day.counts.broadcasts, 0);
+        assert_eq!(total.month.counts.broadcasts, 10);
+        c.prune(at(2027, 1, 1, 0, 0, 0));
+        assert_eq!(c.others(t).month.counts.broadcasts, 0);
+    }
+
+    #[test]
+    fn wire_form() {
+        let r = UsageReport {
+            day: PeriodCounts {
+                start: 86_400,
+                counts: Counts {
+                    broadcasts: 1,
+                    ..Counts::default()
+                },
+            },
+            month: PeriodCounts::default(),
+        };
+        let json = serde_json::to_string(&r).unwrap();
+        assert!(
+            json.contains(r#""day":{"start":86400,"broadcasts":1,"#),
+            "{json}"
+        );
+        assert_eq!(serde_json::from_str::<UsageReport>(&json).unwrap(), r);
+    }
+
+    fn report() -> impl Strategy<Value = (u8, UsageReport)> {
+        let counts = (0..50u64, 0..500u64, 0..20u64, 0..50u64, 0..5000u64).prop_map(
+            |(broadcasts, deliveries, peak_connections, api_requests, bytes_out)| Counts {
+                broadcasts,
+                deliveries,
+                peak_connections,
+                api_requests,
+                bytes_out,
+            },
+        );
+        let period = (0..3u64, counts).prop_map(|(d, counts)| PeriodCounts {
+            start: d * DAY_SECS,
+            counts,
+        });
+        (0..4u8, period.clone(), period)
+            .prop_map(|(node, day, month)| (node, UsageReport { day, month }))
+    }
+
+    proptest! {
+        /// Merging per-node reports gives the same totals whatever their
+        /// order and however often each arrives.
+        #[test]
+        fn merging_is_order_independent(
+            reports in proptest::collection::vec(report(), 0..24),
+            seed in any::<u64>(),
+            now_day in 0..3u64,
+        ) {
+            let now = now_day * DAY_SECS + 5;
+            let mut a = ClusterUsage::default();
+            for (n, r) in &reports {
+                a.merge(NodeId::new("n", u64::from(*n)), r);
+            }
+            // Another order (a seeded shuffle), with repetitions.
+            let mut shuffled: Vec<_> = reports.iter().chain(reports.iter().take(5)).collect();
+            let mut s = seed | 1;
+            for i in (1..shuffled.len()).rev() {
+                s ^= s << 13; s ^= s >> 7; s ^= s << 17;
+                shuffled.swap(i, (s % (i as u64 + 1)) as usize);
+            }
+            let mut b = ClusterUsage::default();
+            for (n, r) in shuffled {
+                b.merge(NodeId::new("n", u64::from(*n)), r);
+            }
+            prop_assert_eq!(a.others(now), b.others(now));
+        }
+    }
+}

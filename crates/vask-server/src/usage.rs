@@ -1,0 +1,284 @@
+//! Each app's usage and quotas on this node: the hub's [`Meter`] over
+//! [`pusher_hub::Usage`] with the wall clock, the API rate limit, the
+//! cluster's figures as the other nodes report them, and the
+//! `GET /apps/{id}/usage` answer.
+//!
+//! Where counting happens: broadcasts when the hub admits a publish (one
+//! call per request or client event), deliveries when the hub has fanned
+//! one out (the count it reports, never per recipient), API requests when
+//! a signed request passes the rate limit (`api.rs`), bytes when a
+//! connection's writer has written them (`ws.rs`), peak connections on
+//! every connect and every second. All of it is atomics on the app's
+//! counters; the figures of other nodes sit behind a lock that only the
+//! cluster driver (once a second) and usage requests take.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use parking_lot::Mutex;
+use pusher_hub::{
+    ClusterUsage, Counts, Meter, NodeId, QuotaExceeded, Quotas, Usage, UsageReport, rfc3339,
+};
+use serde::Serialize;
+
+use crate::config::AppConfig;
+use crate::metrics::AppMetrics;
+
+/// The wall clock, in Unix seconds (UTC).
+pub(crate) fn now_unix() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Seconds between two log lines about the same refusal of the same app.
+const LOG_EVERY_SECS: u64 = 60;
+
+/// Logs a kind of refusal at most once a minute, with how many there were.
+#[derive(Debug, Default)]
+struct RefusalLog {
+    /// When it was last logged (Unix seconds; 0: never).
+    last: AtomicU64,
+    /// Refusals since.
+    since: AtomicU64,
+}
+
+impl RefusalLog {
+    fn refused(&self, app: &str, reason: &str, message: &str, now: u64) {
+        self.since.fetch_add(1, Ordering::Relaxed);
+        let last = self.last.load(Ordering::Relaxed);
+        if (last == 0 || now >= last + LOG_EVERY_SECS)
+            && self
+                .last
+                .compare_exchange(last, now.max(1), Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            let refused = self.since.swap(0, Ordering::Relaxed);
+            tracing::warn!(
+                app,
+                quota = reason,
+                refused,
+                "{message} (refusals of this app and quota are logged at most once a minute; vask_quota_refused_total counts them all)"
+            );
+        }
+    }
+}
+
+/// One app's usage on this node, and what it knows of the others'.
+#[derive(Debug)]
+pub struct AppUsage {
+    app: String,
+    usage: Usage,
+    quotas: Quotas,
+    max_api_requests_per_sec: Option<u32>,
+    /// The Unix second the rate window counts, and its requests.
+    window: AtomicU64,
+    window_requests: AtomicU64,
+    /// The other nodes' latest reports.
+    others: Mutex<ClusterUsage>,
+    metrics: AppMetrics,
+    /// Day quota, month quota, API rate.
+    logs: [RefusalLog; 3],
+}
+
+/// A `GET /apps/{id}/usage` answer.
+#[derive(Debug, Serialize)]
+struct UsageBody {
+    day: PeriodBody,
+    month: PeriodBody,
+}
+
+#[derive(Debug, Serialize)]
+struct PeriodBody {
+    start: String,
+    #[serde(flatten)]
+    counts: Counts,
+}
+
+impl AppUsage {
+    /// Empty counters for `app`'s current day and month.
+    pub fn new(app: &AppConfig, metrics: AppMetrics) -> Self {
+        let l = &app.limits;
+        Self {
+            app: app.id.clone(),
+            usage: Usage::new(now_unix()),
+            quotas: Quotas {
+                max_broadcasts_per_day: l.max_broadcasts_per_day,
+                max_broadcasts_per_month: l.max_broadcasts_per_month,
+            },
+            max_api_requests_per_sec: l.max_api_requests_per_sec,
+            window: AtomicU64::new(0),
+            window_requests: AtomicU64::new(0),
+            others: Mutex::new(ClusterUsage::default()),
+            metrics,
+            logs: Default::default(),
+        }
+    }
+
+    /// This node's counters (for [`Usage::snapshot`] and
+    /// [`Usage::restore`] by a store that keeps them).
+    pub fn usage(&self) -> &Usage {
+        &self.usage
+    }
+
+    /// Admits and counts one signed API request, unless the app is over
+    /// `max_api_requests_per_sec` on this node.
+    ///
+    /// # Errors
+    /// Over the rate: the seconds to wait (`Retry-After`).
+    pub(crate) fn api_request(&self) -> Result<(), u64> {
+        let now = now_unix();
+        if let Some(max) = self.max_api_requests_per_sec {
+            let w = self.window.load(Ordering::Acquire);
+            if w != now
+                && self
+                    .window
+                    .compare_exchange(w, now, Ordering::AcqRel, Ordering::Acquire)
+                    .is_ok()
+            {
+                self.window_requests.store(0, Ordering::Release);
+            }
+            if self.window_requests.fetch_add(1, Ordering::AcqRel) >= u64::from(max) {
+                let message =
+                    format!("Rate limit exceeded: max_api_requests_per_sec is {max} on this node");
+                self.refused(2, "max_api_requests_per_sec", &message, now);
+                return Err(1);
+            }
+        }
+        self.usage.api_request(now);
+        self.metrics.api_requests.inc();
+        Ok(())
+    }
+
+    /// Counts bytes written to one of the app's connections.
+    pub(crate) fn bytes_out(&self, bytes: u64) {
+        self.usage.bytes_out(bytes, now_unix());
+    }
+
+    /// Records the connections open in the cluster now, for the peak.
+    pub(crate) fn connections(&self, open: usize) {
+        self.usage.connections(open as u64, now_unix());
+    }
+
+    /// This node's figures of the current periods, as reported to the
+    /// others.
+    pub(crate) fn report(&self) -> UsageReport {
+        self.usage.snapshot(now_unix())
+    }
+
+    /// Takes in another node's report, and updates what the quotas see of
+    /// the others.
+    pub(crate) fn merge(&self, from: NodeId, report: &UsageReport) {
+        let now = now_unix();
+        let mut others = self.others.lock();
+        others.merge(from, report);
+        others.prune(now);
+        self.usage.set_others(&others.others(now));
+    }
+
+    /// The cluster's figures: this node's and the latest of every other
+    /// node (dead ones included).
+    pub fn total(&self) -> UsageReport {
+        let now = now_unix();
+        let own = self.usage.snapshot(now);
+        self.others.lock().total(&own, now)
+    }
+
+    /// The JSON body of `GET /apps/{id}/usage`.
+    pub(crate) fn body(&self) -> Vec<u8> {
+        let t = self.total();
+        let period = |p: pusher_hub::PeriodCounts| PeriodBody {
+            start: rfc3339(p.start),
+            counts: p.counts,
+        };
+        let body = UsageBody {
+            day: period(t.day),
+            month: period(t.month),
+        };
+        serde_json::to_vec(&body).unwrap_or_default()
+    }
+
+    fn refused(&self, log: usize, reason: &str, message: &str, now: u64) {
+        self.metrics.quota_refused(reason);
+        self.logs[log].refused(&self.app, reason, message, now);
+    }
+}
+
+impl Meter for AppUsage {
+    fn admit(&self, broadcasts: u64) -> Result<(), QuotaExceeded> {
+        let now = now_unix();
+        match self.usage.admit(broadcasts, &self.quotas, now) {
+            Ok(()) => {
+                self.metrics.broadcasts.inc_by(broadcasts);
+                Ok(())
+            }
+            Err(e) => {
+                let log = match e {
+                    QuotaExceeded::BroadcastsPerDay { .. } => 0,
+                    _ => 1,
+                };
+                self.refused(log, e.reason(), &e.to_string(), now);
+                Err(e)
+            }
+        }
+    }
+
+    fn delivered(&self, copies: u64) {
+        self.usage.delivered(copies, now_unix());
+        self.metrics.broadcast_deliveries.inc_by(copies);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn app(
+        f: impl FnOnce(&mut crate::config::AppLimits),
+    ) -> (AppUsage, std::sync::Arc<crate::metrics::Metrics>) {
+        let mut c = AppConfig::development();
+        f(&mut c.limits);
+        let m = std::sync::Arc::new(crate::metrics::Metrics::default());
+        (AppUsage::new(&c, m.app(&c.id)), m)
+    }
+
+    #[test]
+    fn the_answer_has_the_documented_shape() {
+        let (u, _) = app(|_| {});
+        u.admit(3).unwrap();
+        u.delivered(9);
+        u.api_request().unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&u.body()).unwrap();
+        let text = String::from_utf8(u.body()).unwrap();
+        assert!(
+            text.starts_with(r#"{"day":{"start":""#) && text.contains(r#"T00:00:00Z","broadcasts":3,"deliveries":9,"peak_connections":0,"api_requests":1,"bytes_out":0}"#),
+            "{text}"
+        );
+        assert!(
+            v["month"]["start"]
+                .as_str()
+                .unwrap()
+                .ends_with("-01T00:00:00Z")
+        );
+        assert_eq!(v["month"]["broadcasts"], 3);
+    }
+
+    #[test]
+    fn the_api_rate_is_per_second() {
+        let (u, m) = app(|l| l.max_api_requests_per_sec = Some(3));
+        // Within one second (or two, should the clock tick between calls):
+        // a fourth request in the same second is refused with 1 s to wait.
+        let mut refused = 0;
+        for _ in 0..7 {
+            if let Err(wait) = u.api_request() {
+                assert_eq!(wait, 1);
+                refused += 1;
+            }
+        }
+        assert!(refused >= 1, "7 requests, at most 6 over two seconds");
+        let m = m.encode();
+        assert!(
+            m.contains(r#"vask_quota_refused_total{app="1",reason="max_api_requests_per_sec"}"#),
+            "{m}"
+        );
+    }
+}
