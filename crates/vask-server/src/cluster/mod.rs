@@ -333,7 +333,10 @@ impl Driver {
         }
         // Leaving: tell the others now rather than after the timeout.
         if self.status.is_up() {
-            let bye = Wire::encode_batch(&[self.node.goodbye()]);
+            // With its last usage figures, which the others keep.
+            let mut last = self.usage_report().into_iter().collect::<Vec<_>>();
+            last.push(self.node.goodbye());
+            let bye = Wire::encode_batch(&last);
             if let Err(e) = self.engine.publish(bye).await {
                 tracing::debug!(error = %e, "goodbye not sent");
             }
@@ -414,18 +417,26 @@ impl Driver {
     /// Tells the others what this node counted (while the bus is up: a
     /// later report supersedes a lost one).
     fn report_usage(&self) {
-        if !self.status.is_up() || self.usage.is_empty() {
-            return;
+        if self.status.is_up()
+            && let Some(w) = self.usage_report()
+        {
+            self.send(w);
+        }
+    }
+
+    fn usage_report(&self) -> Option<Wire> {
+        if self.usage.is_empty() {
+            return None;
         }
         let apps = self
             .usage
             .iter()
             .map(|(id, u)| (id.clone(), u.report()))
             .collect();
-        self.send(Wire::Usage {
+        Some(Wire::Usage {
             from: self.node.me().clone(),
             apps,
-        });
+        })
     }
 
     fn merge_usage(&self, from: &NodeId, apps: &BTreeMap<String, UsageReport>) {
