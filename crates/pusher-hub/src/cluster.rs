@@ -371,6 +371,11 @@ pub enum Wire {
     Usage {
         /// The sender.
         from: NodeId,
+        /// Whose figures these are when not the sender's: a node gone,
+        /// whose last report the sender kept and relays (for nodes that
+        /// joined after it left).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        of: Option<NodeId>,
         /// Per app id, its report.
         #[serde(default)]
         apps: BTreeMap<String, UsageReport>,
@@ -624,6 +629,7 @@ mod tests {
             },
             Wire::Usage {
                 from: from.clone(),
+                of: Some(NodeId::new("gone", 3)),
                 apps: [("1".to_owned(), UsageReport::default())]
                     .into_iter()
                     .collect(),

@@ -389,6 +389,12 @@ impl Usage {
         f(self.month.at(now));
     }
 
+    /// Whether nothing was counted in the periods holding `now` (such a
+    /// report adds nothing to anybody's totals).
+    pub fn is_idle(&self, now: u64) -> bool {
+        self.snapshot(now) == UsageReport::default().current(now)
+    }
+
     /// Counts `n` broadcasts if they fit both quotas (with what the other
     /// nodes counted, as last told by [`Usage::set_others`]); all or none.
     ///
@@ -484,6 +490,11 @@ impl ClusterUsage {
     /// Takes in a node's report; any order, any repetition.
     pub fn merge(&mut self, node: NodeId, report: &UsageReport) {
         self.nodes.entry(node).or_default().merge(report);
+    }
+
+    /// Every node's latest report.
+    pub fn nodes(&self) -> impl Iterator<Item = (&NodeId, &UsageReport)> {
+        self.nodes.iter()
     }
 
     /// Forgets nodes whose reports are all of months before the one

@@ -175,6 +175,15 @@ impl AppUsage {
         self.usage.set_others(&others.others(now));
     }
 
+    /// The latest report of every other node, dead ones included.
+    pub(crate) fn kept(&self) -> Vec<(NodeId, UsageReport)> {
+        self.others
+            .lock()
+            .nodes()
+            .map(|(n, r)| (n.clone(), *r))
+            .collect()
+    }
+
     /// The cluster's figures: this node's and the latest of every other
     /// node (dead ones included).
     pub fn total(&self) -> UsageReport {

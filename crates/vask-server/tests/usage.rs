@@ -447,5 +447,20 @@ async fn usage_and_quotas_span_two_nodes_over_redis() {
     assert_eq!(u["day"]["broadcasts"], L, "{u}");
     assert_eq!(u["day"]["deliveries"], L * 3, "{u}");
     assert_eq!(u["month"]["broadcasts"], L, "{u}");
+    // A node that joins later learns what a counted from b, which relays
+    // the last figures of nodes gone every 10 s; the quota holds there too.
+    let mut app = limited(|l| l.max_broadcasts_per_day = Some(L));
+    app.subscription_count = true;
+    let c = node(&engine.url(), "c", app).await;
+    eventually(Duration::from_secs(15), "a's figures on c", || async {
+        usage(c.addr).await["day"]["deliveries"] == L * 3
+    })
+    .await;
+    assert_eq!(usage(c.addr).await["day"]["broadcasts"], L);
+    assert!(matches!(
+        trigger(&publisher(c.addr), &["news"]).await,
+        Err(ApiError::Forbidden(_))
+    ));
+    c.shutdown().await;
     b.shutdown().await;
 }

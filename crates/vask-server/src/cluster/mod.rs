@@ -43,6 +43,12 @@ const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often a node tells the others its usage figures (README: usage
 /// propagation delay).
 pub(crate) const USAGE_EVERY: Duration = Duration::from_secs(1);
+/// Every how many reports a node also relays the last figures of nodes
+/// gone (for nodes that joined after they left).
+const RELAY_EVERY: u64 = 10;
+/// Apps per usage message at most (about 150 bytes each: a message stays
+/// far below the engines' size limits).
+const USAGE_APPS_PER_MESSAGE: usize = 512;
 
 /// What the engine's receiver reports.
 #[derive(Debug)]
@@ -266,6 +272,7 @@ pub(crate) async fn start(
         out: tx,
         app_metrics,
         usage,
+        reports: 0,
     };
     tokio::spawn(driver.run(events, closing, alive));
     // Answer for the cluster only once its state is known.
@@ -291,6 +298,8 @@ struct Driver {
     app_metrics: std::collections::HashMap<String, AppMetrics>,
     /// Each app's usage: reported to the others, and their reports merged.
     usage: BTreeMap<String, Arc<AppUsage>>,
+    /// Usage reports sent.
+    reports: u64,
 }
 
 impl Driver {
@@ -334,7 +343,7 @@ impl Driver {
         // Leaving: tell the others now rather than after the timeout.
         if self.status.is_up() {
             // With its last usage figures, which the others keep.
-            let mut last = self.usage_report().into_iter().collect::<Vec<_>>();
+            let mut last = self.usage_reports();
             last.push(self.node.goodbye());
             let bye = Wire::encode_batch(&last);
             if let Err(e) = self.engine.publish(bye).await {
@@ -379,10 +388,8 @@ impl Driver {
                 Ok(batch) => {
                     self.metrics.cluster_messages_in.inc_by(batch.len() as u64);
                     for w in batch {
-                        if let Wire::Usage { from, apps } = &w
-                            && from != self.node.me()
-                        {
-                            self.merge_usage(from, apps);
+                        if let Wire::Usage { from, of, apps } = &w {
+                            self.merge_usage(of.as_ref().unwrap_or(from), apps);
                         }
                         let app = match &w {
                             Wire::App { app, .. } => Some(app.clone()),
@@ -415,34 +422,77 @@ impl Driver {
     }
 
     /// Tells the others what this node counted (while the bus is up: a
-    /// later report supersedes a lost one).
-    fn report_usage(&self) {
-        if self.status.is_up()
-            && let Some(w) = self.usage_report()
-        {
+    /// later report supersedes a lost one), and now and then what it kept
+    /// of nodes gone.
+    fn report_usage(&mut self) {
+        if !self.status.is_up() {
+            return;
+        }
+        self.reports += 1;
+        let mut out = self.usage_reports();
+        if self.reports.is_multiple_of(RELAY_EVERY) {
+            out.extend(self.relayed_usage());
+        }
+        for w in out {
             self.send(w);
         }
     }
 
-    fn usage_report(&self) -> Option<Wire> {
-        if self.usage.is_empty() {
-            return None;
-        }
+    /// This node's figures of the apps that counted anything in the
+    /// current periods.
+    fn usage_reports(&self) -> Vec<Wire> {
+        let now = crate::usage::now_unix();
         let apps = self
             .usage
             .iter()
+            .filter(|(_, u)| !u.usage().is_idle(now))
             .map(|(id, u)| (id.clone(), u.report()))
-            .collect();
-        Some(Wire::Usage {
-            from: self.node.me().clone(),
-            apps,
-        })
+            .collect::<Vec<_>>();
+        self.usage_messages(None, &apps)
     }
 
-    fn merge_usage(&self, from: &NodeId, apps: &BTreeMap<String, UsageReport>) {
+    /// The last figures of nodes no longer in the cluster, as kept here.
+    fn relayed_usage(&self) -> Vec<Wire> {
+        let now = crate::usage::now_unix();
+        let live = self
+            .node
+            .membership()
+            .others()
+            .collect::<std::collections::BTreeSet<_>>();
+        let mut gone: BTreeMap<NodeId, Vec<(String, UsageReport)>> = BTreeMap::new();
+        for (id, u) in &self.usage {
+            for (node, report) in u.kept() {
+                if !live.contains(&node)
+                    && node != *self.node.me()
+                    && report.current(now) != UsageReport::default().current(now)
+                {
+                    gone.entry(node).or_default().push((id.clone(), report));
+                }
+            }
+        }
+        gone.into_iter()
+            .flat_map(|(node, apps)| self.usage_messages(Some(node), &apps))
+            .collect()
+    }
+
+    fn usage_messages(&self, of: Option<NodeId>, apps: &[(String, UsageReport)]) -> Vec<Wire> {
+        apps.chunks(USAGE_APPS_PER_MESSAGE)
+            .map(|chunk| Wire::Usage {
+                from: self.node.me().clone(),
+                of: of.clone(),
+                apps: chunk.iter().cloned().collect(),
+            })
+            .collect()
+    }
+
+    /// Merges figures of `whose` (never this node's own: it counts them).
+    fn merge_usage(&self, whose: &NodeId, apps: &BTreeMap<String, UsageReport>) {
+        if whose == self.node.me() {
+            return;
+        }
         for (id, report) in apps {
             if let Some(u) = self.usage.get(id) {
-                u.merge(from.clone(), report);
+                u.merge(whose.clone(), report);
             }
         }
     }
