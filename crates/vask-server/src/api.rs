@@ -100,13 +100,10 @@ where
     };
     // A signed request: counted in usage, unless over the app's rate (the
     // refused ones are counted in vask_quota_refused_total instead).
-    if let Err(wait) = app.usage.api_request() {
+    if let Err((max, wait)) = app.usage.api_request() {
         let mut resp = refuse(ApiError::new(
             429,
-            format!(
-                "Too many requests: max_api_requests_per_sec is {} for this app",
-                app.config.limits.max_api_requests_per_sec.unwrap_or(0)
-            ),
+            format!("Too many requests: max_api_requests_per_sec is {max} for this app"),
         ));
         resp.headers_mut()
             .insert(RETRY_AFTER, HeaderValue::from(wait));

@@ -20,7 +20,7 @@ use pusher_hub::{
 };
 use serde::Serialize;
 
-use crate::config::AppConfig;
+use crate::config::{AppConfig, AppLimits};
 use crate::metrics::AppMetrics;
 
 /// The wall clock, in Unix seconds (UTC).
@@ -68,8 +68,10 @@ impl RefusalLog {
 pub struct AppUsage {
     app: String,
     usage: Usage,
-    quotas: Quotas,
-    max_api_requests_per_sec: Option<u32>,
+    /// The quotas in force (0: none), changeable while the app runs.
+    max_broadcasts_per_day: AtomicU64,
+    max_broadcasts_per_month: AtomicU64,
+    max_api_requests_per_sec: AtomicU64,
     /// The Unix second the rate window counts, and its requests.
     window: AtomicU64,
     window_requests: AtomicU64,
@@ -97,20 +99,38 @@ struct PeriodBody {
 impl AppUsage {
     /// Empty counters for `app`'s current day and month.
     pub fn new(app: &AppConfig, metrics: AppMetrics) -> Self {
-        let l = &app.limits;
-        Self {
+        let u = Self {
             app: app.id.clone(),
             usage: Usage::new(now_unix()),
-            quotas: Quotas {
-                max_broadcasts_per_day: l.max_broadcasts_per_day,
-                max_broadcasts_per_month: l.max_broadcasts_per_month,
-            },
-            max_api_requests_per_sec: l.max_api_requests_per_sec,
+            max_broadcasts_per_day: AtomicU64::new(0),
+            max_broadcasts_per_month: AtomicU64::new(0),
+            max_api_requests_per_sec: AtomicU64::new(0),
             window: AtomicU64::new(0),
             window_requests: AtomicU64::new(0),
             others: Mutex::new(ClusterUsage::default()),
             metrics,
             logs: Default::default(),
+        };
+        u.set_limits(&app.limits);
+        u
+    }
+
+    /// Applies changed quotas to what comes next (the counts stay).
+    pub fn set_limits(&self, l: &AppLimits) {
+        let store = |a: &AtomicU64, v: Option<u64>| a.store(v.unwrap_or(0), Ordering::Release);
+        store(&self.max_broadcasts_per_day, l.max_broadcasts_per_day);
+        store(&self.max_broadcasts_per_month, l.max_broadcasts_per_month);
+        store(
+            &self.max_api_requests_per_sec,
+            l.max_api_requests_per_sec.map(u64::from),
+        );
+    }
+
+    fn quotas(&self) -> Quotas {
+        let load = |a: &AtomicU64| Some(a.load(Ordering::Acquire)).filter(|&v| v > 0);
+        Quotas {
+            max_broadcasts_per_day: load(&self.max_broadcasts_per_day),
+            max_broadcasts_per_month: load(&self.max_broadcasts_per_month),
         }
     }
 
@@ -124,10 +144,11 @@ impl AppUsage {
     /// `max_api_requests_per_sec` on this node.
     ///
     /// # Errors
-    /// Over the rate: the seconds to wait (`Retry-After`).
-    pub(crate) fn api_request(&self) -> Result<(), u64> {
+    /// Over the rate: the limit, and the seconds to wait (`Retry-After`).
+    pub(crate) fn api_request(&self) -> Result<(), (u64, u64)> {
         let now = now_unix();
-        if let Some(max) = self.max_api_requests_per_sec {
+        let max = self.max_api_requests_per_sec.load(Ordering::Acquire);
+        if max > 0 {
             let w = self.window.load(Ordering::Acquire);
             if w != now
                 && self
@@ -137,11 +158,11 @@ impl AppUsage {
             {
                 self.window_requests.store(0, Ordering::Release);
             }
-            if self.window_requests.fetch_add(1, Ordering::AcqRel) >= u64::from(max) {
+            if self.window_requests.fetch_add(1, Ordering::AcqRel) >= max {
                 let message =
                     format!("Rate limit exceeded: max_api_requests_per_sec is {max} on this node");
                 self.refused(2, "max_api_requests_per_sec", &message, now);
-                return Err(1);
+                return Err((max, 1));
             }
         }
         self.usage.api_request(now);
@@ -192,8 +213,8 @@ impl AppUsage {
         self.others.lock().total(&own, now)
     }
 
-    /// The JSON body of `GET /apps/{id}/usage`.
-    pub(crate) fn body(&self) -> Vec<u8> {
+    /// The JSON body of `GET /apps/{id}/usage` (for the admin API too).
+    pub fn body(&self) -> Vec<u8> {
         let t = self.total();
         let period = |p: pusher_hub::PeriodCounts| PeriodBody {
             start: rfc3339(p.start),
@@ -215,7 +236,7 @@ impl AppUsage {
 impl Meter for AppUsage {
     fn admit(&self, broadcasts: u64) -> Result<(), QuotaExceeded> {
         let now = now_unix();
-        match self.usage.admit(broadcasts, &self.quotas, now) {
+        match self.usage.admit(broadcasts, &self.quotas(), now) {
             Ok(()) => {
                 self.metrics.broadcasts.inc_by(broadcasts);
                 Ok(())
@@ -278,12 +299,17 @@ mod tests {
         // a fourth request in the same second is refused with 1 s to wait.
         let mut refused = 0;
         for _ in 0..7 {
-            if let Err(wait) = u.api_request() {
-                assert_eq!(wait, 1);
+            if let Err((max, wait)) = u.api_request() {
+                assert_eq!((max, wait), (3, 1));
                 refused += 1;
             }
         }
         assert!(refused >= 1, "7 requests, at most 6 over two seconds");
+        // Lifted while running: every request passes.
+        u.set_limits(&AppLimits::default());
+        for _ in 0..7 {
+            u.api_request().unwrap();
+        }
         let m = m.encode();
         assert!(
             m.contains(r#"vask_quota_refused_total{app="1",reason="max_api_requests_per_sec"}"#),
