@@ -49,6 +49,20 @@ impl Span {
     }
 }
 
+impl Span {
+    /// The start of the period after the one that holds `now`.
+    pub fn end(self, now: u64) -> u64 {
+        match self {
+            Self::Day => self.start(now) + DAY_SECS,
+            Self::Month => {
+                let (y, m, _) = civil_from_days(now / DAY_SECS);
+                let (y, m) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+                days_from_civil(y, m, 1) * DAY_SECS
+            }
+        }
+    }
+}
+
 /// (year, month 1-12, day 1-31) of a day counted from 1970-01-01: the
 /// proleptic Gregorian calendar, in eras of 400 years.
 fn civil_from_days(days: u64) -> (u64, u64, u64) {
@@ -268,6 +282,8 @@ pub trait Meter: Send + Sync {
 struct Period {
     span: Span,
     start: AtomicU64,
+    /// The next period's start: before it, counting touches no calendar.
+    until: AtomicU64,
     broadcasts: AtomicU64,
     deliveries: AtomicU64,
     peak_connections: AtomicU64,
@@ -284,6 +300,7 @@ impl Period {
         Self {
             span,
             start: AtomicU64::new(span.start(now)),
+            until: AtomicU64::new(span.end(now)),
             broadcasts: AtomicU64::new(0),
             deliveries: AtomicU64::new(0),
             peak_connections: AtomicU64::new(0),
@@ -299,6 +316,9 @@ impl Period {
     /// instant of the rollover may land in either period; a clock that
     /// steps back never rolls a period back.
     fn at(&self, now: u64) -> &Self {
+        if now < self.until.load(Ordering::Acquire) {
+            return self;
+        }
         let start = self.span.start(now);
         let current = self.start.load(Ordering::Acquire);
         if start > current
@@ -316,6 +336,7 @@ impl Period {
             ] {
                 c.store(0, Ordering::Release);
             }
+            self.until.store(self.span.end(now), Ordering::Release);
         }
         self
     }
@@ -555,6 +576,10 @@ mod tests {
         // New year.
         let eve = at(2026, 12, 31, 23, 59, 59);
         assert_eq!(rfc3339(Span::Month.start(eve + 1)), "2027-01-01T00:00:00Z");
+        assert_eq!(rfc3339(Span::Month.end(eve)), "2027-01-01T00:00:00Z");
+        assert_eq!(rfc3339(Span::Day.end(eve)), "2027-01-01T00:00:00Z");
+        assert_eq!(rfc3339(Span::Month.end(feb)), "2028-03-01T00:00:00Z");
+        assert_eq!(rfc3339(Span::Month.end(feb + 1)), "2028-04-01T00:00:00Z");
     }
 
     #[test]
@@ -650,6 +675,34 @@ mod tests {
     }
 
     #[test]
+    fn concurrent_admits_never_pass_the_quota() {
+        let t = at(2026, 12, 5, 10, 0, 0);
+        let u = std::sync::Arc::new(Usage::new(t));
+        let q = Quotas {
+            max_broadcasts_per_day: Some(1000),
+            max_broadcasts_per_month: Some(1500),
+        };
+        let admitted: u64 = (0..4)
+            .map(|_| {
+                let u = u.clone();
+                std::thread::spawn(move || {
+                    (0..1000)
+                        .filter(|i| u.admit(1 + i % 3, &q, t).is_ok())
+                        .map(|i| 1 + i % 3)
+                        .sum::<u64>()
+                })
+            })
+            .collect::<Vec<_>>()
+            .into_iter()
+            .map(|h| h.join().unwrap())
+            .sum();
+        let s = u.snapshot(t);
+        assert_eq!(s.day.counts.broadcasts, admitted);
+        assert_eq!(s.month.counts.broadcasts, admitted);
+        assert!(admitted <= 1000 && admitted >= 998, "{admitted}");
+    }
+
+    #[test]
     fn snapshot_and_restore_keep_the_current_periods() {
         let t = at(2026, 12, 5, 10, 0, 0);
         let a = Usage::new(t);
@@ -737,6 +790,43 @@ mod tests {
     }
 
     proptest! {
+        /// Whatever the sizes asked, admitted broadcasts never pass the
+        /// quota, and a request is refused only when it would.
+        #[test]
+        fn quotas_are_exact(asks in proptest::collection::vec(1..6u64, 1..60), max in 1..40u64) {
+            let t = at(2026, 12, 9, 8, 0, 0);
+            let u = Usage::new(t);
+            let q = Quotas { max_broadcasts_per_day: Some(max), max_broadcasts_per_month: None };
+            let mut count = 0;
+            for n in asks {
+                let ok = u.admit(n, &q, t).is_ok();
+                prop_assert_eq!(ok, count + n <= max);
+                if ok {
+                    count += n;
+                }
+                prop_assert_eq!(u.snapshot(t).day.counts.broadcasts, count);
+            }
+        }
+
+        /// Over any increasing times, a day counts what fell in it and a
+        /// month what fell in it.
+        #[test]
+        fn periods_count_what_falls_in_them(steps in proptest::collection::vec((0..40_000u64, 1..4u64), 1..80)) {
+            let mut t = at(2027, 1, 30, 20, 0, 0);
+            let u = Usage::new(t);
+            let mut days: BTreeMap<u64, u64> = BTreeMap::new();
+            let mut months: BTreeMap<u64, u64> = BTreeMap::new();
+            for (dt, n) in steps {
+                t += dt;
+                u.admit(n, &Quotas::default(), t).unwrap();
+                *days.entry(Span::Day.start(t)).or_default() += n;
+                *months.entry(Span::Month.start(t)).or_default() += n;
+                let s = u.snapshot(t);
+                prop_assert_eq!(s.day.counts.broadcasts, days[&Span::Day.start(t)]);
+                prop_assert_eq!(s.month.counts.broadcasts, months[&Span::Month.start(t)]);
+            }
+        }
+
         /// Merging per-node reports gives the same totals whatever their
         /// order and however often each arrives.
         #[test]
