@@ -699,7 +699,7 @@ mod tests {
         let s = u.snapshot(t);
         assert_eq!(s.day.counts.broadcasts, admitted);
         assert_eq!(s.month.counts.broadcasts, admitted);
-        assert!(admitted <= 1000 && admitted >= 998, "{admitted}");
+        assert!((998..=1000).contains(&admitted), "{admitted}");
     }
 
     #[test]
