@@ -14,13 +14,12 @@
 mod nats;
 mod redis;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use std::collections::BTreeMap;
-
 use pusher_hub::{AppSink, ClusterNode, Hub, NodeId, NodeOutcome, UsageReport, Wire};
 use tokio::sync::{mpsc, watch};
 
