@@ -78,8 +78,8 @@ pub struct AppUsage {
     /// The other nodes' latest reports.
     others: Mutex<ClusterUsage>,
     metrics: AppMetrics,
-    /// Day quota, month quota, API rate.
-    logs: [RefusalLog; 3],
+    /// Day quota, month quota, API rate, connections.
+    logs: [RefusalLog; 4],
 }
 
 /// A `GET /apps/{id}/usage` answer.
@@ -168,6 +168,17 @@ impl AppUsage {
         self.usage.api_request(now);
         self.metrics.api_requests.inc();
         Ok(())
+    }
+
+    /// Counts (and logs, at most once a minute) a connection refused with
+    /// 4004 over `max_connections`.
+    pub(crate) fn connection_refused(&self) {
+        self.refused(
+            3,
+            "max_connections",
+            "Connection refused with 4004: the app is at max_connections",
+            now_unix(),
+        );
     }
 
     /// Counts bytes written to one of the app's connections.

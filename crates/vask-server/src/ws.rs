@@ -254,7 +254,12 @@ async fn connection<R: Read, W: Write>(
     ));
     let mut session = match app.hub.connect(outbox.clone(), state.now_ms()) {
         Ok(s) => s,
-        Err(code) => return refuse(writer, code).await,
+        Err(code) => {
+            if code == ErrorCode::OverConnectionQuota {
+                app.usage.connection_refused();
+            }
+            return refuse(writer, code).await;
+        }
     };
     app.metrics.connections.inc();
     app.metrics.connections_total.inc();

@@ -464,3 +464,21 @@ async fn usage_and_quotas_span_two_nodes_over_redis() {
     c.shutdown().await;
     b.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connection_over_max_connections_is_refused_counted_and_the_peak_stays() {
+    let server = start(config(vec![limited(|l| l.max_connections = Some(2))])).await;
+    let a = connect(server.addr, "test-key").await;
+    let b = connect(server.addr, "test-key").await;
+    let mut c = connect_raw(server.addr, "/app/test-key?protocol=7").await;
+    assert_eq!(closed_with(&mut c).await, Some(4004));
+    let u = usage(server.addr).await;
+    assert_eq!(u["day"]["peak_connections"], 2, "{u}");
+    let m = metrics(server.addr).await;
+    assert!(
+        m.contains("vask_quota_refused_total{app=\"1\",reason=\"max_connections\"} 1"),
+        "{m}"
+    );
+    drop((a, b));
+    server.shutdown().await;
+}
