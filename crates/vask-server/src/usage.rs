@@ -11,6 +11,12 @@
 //! every connect and every second. All of it is atomics on the app's
 //! counters; the figures of other nodes sit behind a lock that only the
 //! cluster driver (once a second) and usage requests take.
+//!
+//! Durability seam: a store (a database) keeps each node's
+//! [`AppUsage::snapshot`] under the node's id, written in batches away from
+//! the publish path, and at start gives every kept row back through
+//! [`AppUsage::merge`] (never into this node's own counters, so that no
+//! figure is counted twice when several nodes restore the same rows).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
@@ -191,15 +197,17 @@ impl AppUsage {
         self.usage.connections(open as u64, now_unix());
     }
 
-    /// This node's figures of the current periods, as reported to the
-    /// others.
-    pub(crate) fn report(&self) -> UsageReport {
+    /// This node's figures of the current periods: what it reports to the
+    /// others, and what a store keeps (under this node's id).
+    pub fn snapshot(&self) -> UsageReport {
         self.usage.snapshot(now_unix())
     }
 
     /// Takes in another node's report, and updates what the quotas see of
-    /// the others.
-    pub(crate) fn merge(&self, from: NodeId, report: &UsageReport) {
+    /// the others. Idempotent and order-independent: a store restores what
+    /// it kept of every node (earlier runs of this one included, which have
+    /// other ids) through here.
+    pub fn merge(&self, from: NodeId, report: &UsageReport) {
         let now = now_unix();
         let mut others = self.others.lock();
         others.merge(from, report);
@@ -301,6 +309,25 @@ mod tests {
                 .ends_with("-01T00:00:00Z")
         );
         assert_eq!(v["month"]["broadcasts"], 3);
+    }
+
+    #[test]
+    fn kept_figures_come_back_through_merge_once() {
+        let (before, _) = app(|_| {});
+        before.admit(4).unwrap();
+        before.delivered(8);
+        let kept = before.snapshot();
+        // The next run (another node id) restores what the store kept, as
+        // often as it likes: counted once, and against the quota.
+        let (after, _) = app(|l| l.max_broadcasts_per_day = Some(5));
+        for _ in 0..3 {
+            after.merge(NodeId::new("node", 1), &kept);
+        }
+        after.admit(1).unwrap();
+        let t = after.total();
+        assert_eq!((t.day.counts.broadcasts, t.day.counts.deliveries), (5, 8));
+        assert_eq!(after.snapshot().day.counts.broadcasts, 1);
+        assert!(after.admit(1).is_err());
     }
 
     #[test]

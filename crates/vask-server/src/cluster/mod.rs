@@ -445,7 +445,7 @@ impl Driver {
             .usage
             .iter()
             .filter(|(_, u)| !u.usage().is_idle(now))
-            .map(|(id, u)| (id.clone(), u.report()))
+            .map(|(id, u)| (id.clone(), u.snapshot()))
             .collect::<Vec<_>>();
         self.usage_messages(None, &apps)
     }
