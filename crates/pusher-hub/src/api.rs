@@ -135,6 +135,9 @@ pub enum ApiRoute {
     ChannelUsers(String),
     /// `POST users/{id}/terminate_connections`.
     TerminateUser(String),
+    /// `GET usage` (Vask): the app's usage, which the driver keeps (it
+    /// needs the wall clock); [`ApiCall::finish`] answers 404 for it.
+    Usage,
 }
 
 /// A routed request: which app, which endpoint.
@@ -174,6 +177,7 @@ impl ApiTarget {
             ["events"] if app.is_some() => ("POST", ApiRoute::Events),
             ["batch_events"] if app.is_some() => ("POST", ApiRoute::BatchEvents),
             ["channels"] if app.is_some() => ("GET", ApiRoute::Channels),
+            ["usage"] if app.is_some() => ("GET", ApiRoute::Usage),
             ["channels", c] if app.is_some() => ("GET", ApiRoute::Channel(decoded(c, "channel")?)),
             ["channels", c, "users"] if app.is_some() => {
                 ("GET", ApiRoute::ChannelUsers(decoded(c, "channel")?))
@@ -206,6 +210,12 @@ pub struct ApiCall {
 }
 
 impl ApiCall {
+    /// The endpoint, for a driver that answers some itself
+    /// ([`ApiRoute::Usage`]).
+    pub fn route(&self) -> &ApiRoute {
+        &self.route
+    }
+
     /// Whether a non-empty body was signed (`body_md5`); without it, a body
     /// of even one byte is refused, so the driver need not read more.
     pub fn expects_body(&self) -> bool {
@@ -225,6 +235,7 @@ impl ApiCall {
             ApiRoute::Channels => channels(hub, &verified),
             ApiRoute::Channel(name) => channel(hub, &name, &verified, now),
             ApiRoute::ChannelUsers(name) => users(hub, &name),
+            ApiRoute::Usage => Err(ApiError::new(404, "Usage is not kept here")),
             ApiRoute::TerminateUser(user) => {
                 let _told = hub.terminate_user(&user);
                 Ok(ApiResponse::json(200, &serde_json::json!({})))
@@ -368,6 +379,14 @@ fn publish(hub: &Hub, e: &Event, now: u64, tally: &mut Tally) -> BTreeMap<String
     out.channels
 }
 
+/// Asks the app's meter for `broadcasts` broadcasts, after validation and
+/// before publishing any: a request that would cross a quota is refused
+/// whole (403 naming the quota).
+fn admit(hub: &Hub, broadcasts: usize) -> Result<(), ApiError> {
+    hub.admit(broadcasts as u64)
+        .map_err(|e| ApiError::new(403, e.to_string()))
+}
+
 fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("Invalid JSON body: {e}")))
 }
@@ -387,6 +406,7 @@ fn trigger(hub: &Hub, body: &[u8], now: u64) -> Result<ApiResponse, ApiError> {
         t.socket_id.as_deref(),
         t.info.as_deref(),
     )?;
+    admit(hub, e.names.len())?;
     let mut tally = Tally::default();
     let counts = publish(hub, &e, now, &mut tally);
     let resp = TriggerResponse {
@@ -422,6 +442,7 @@ fn batch(hub: &Hub, body: &[u8], now: u64) -> Result<ApiResponse, ApiError> {
     let any_info = events
         .iter()
         .any(|e| e.info.user_count || e.info.subscription_count);
+    admit(hub, events.len())?;
     let mut tally = Tally::default();
     let mut out = Vec::with_capacity(events.len());
     for e in &events {
@@ -486,6 +507,8 @@ mod tests {
         let t = ApiTarget::parse("POST", "/apps/3/events", "").unwrap();
         assert_eq!(t.app, AppRef::IdOrKey("3".into()));
         assert_eq!(t.route, ApiRoute::Events);
+        let t = ApiTarget::parse("GET", "/apps/3/usage", "").unwrap();
+        assert_eq!(t.route, ApiRoute::Usage);
         let t = ApiTarget::parse("GET", "/apps/k/channels/a%3Bb/users", "").unwrap();
         assert_eq!(t.app, AppRef::IdOrKey("k".into()));
         assert_eq!(t.route, ApiRoute::ChannelUsers("a;b".into()));

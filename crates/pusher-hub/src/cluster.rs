@@ -30,6 +30,8 @@ use parking_lot::Mutex;
 use pusher_proto::{Member, RawJson, SocketId};
 use serde::{Deserialize, Serialize};
 
+use crate::usage::UsageReport;
+
 /// A node's identity: its name and the random number of this run of it, so
 /// that a node restarted under the same name is a new node to the others.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -363,6 +365,21 @@ pub enum Wire {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         app: Option<String>,
     },
+    /// What the sender counted for its apps in the current UTC day and
+    /// month: absolute figures, sent about every second, not numbered (a
+    /// later report supersedes an earlier one, see [`crate::ClusterUsage`]).
+    Usage {
+        /// The sender.
+        from: NodeId,
+        /// Whose figures these are when not the sender's: a node gone,
+        /// whose last report the sender kept and relays (for nodes that
+        /// joined after it left).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        of: Option<NodeId>,
+        /// Per app id, its report.
+        #[serde(default)]
+        apps: BTreeMap<String, UsageReport>,
+    },
     /// The sender shuts down: remove it now rather than after the timeout.
     Goodbye {
         /// The sender.
@@ -404,6 +421,7 @@ impl Wire {
             Self::App { from, .. }
             | Self::Heartbeat { from, .. }
             | Self::SyncRequest { from, .. }
+            | Self::Usage { from, .. }
             | Self::Goodbye { from } => from,
         }
     }
@@ -608,6 +626,13 @@ mod tests {
                 from: from.clone(),
                 to: None,
                 app: Some("1".into()),
+            },
+            Wire::Usage {
+                from: from.clone(),
+                of: Some(NodeId::new("gone", 3)),
+                apps: [("1".to_owned(), UsageReport::default())]
+                    .into_iter()
+                    .collect(),
             },
             Wire::Goodbye { from },
         ];

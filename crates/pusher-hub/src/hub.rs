@@ -21,6 +21,7 @@ use crate::effects::{Delivery, Discard, Effects, Notification, NotificationSink,
 use crate::refusal::Refusal;
 use crate::remote::Remotes;
 use crate::session::Session;
+use crate::usage::{Meter, QuotaExceeded};
 use crate::users::Users;
 
 pub(crate) struct Shard {
@@ -59,6 +60,8 @@ pub struct Hub {
     remote_connections: AtomicUsize,
     ids: SocketIdGenerator,
     sink: Arc<dyn NotificationSink>,
+    /// Counts broadcasts and deliveries, and applies broadcast quotas.
+    meter: Option<Arc<dyn Meter>>,
     pub(crate) cluster: Option<ClusterPart>,
     /// Whether this node sends the webhooks that depend on the whole
     /// cluster's state (always, alone).
@@ -144,6 +147,7 @@ impl Hub {
             remote_connections: AtomicUsize::new(0),
             ids: SocketIdGenerator::new(0),
             sink: Arc::new(Discard),
+            meter: None,
             cluster: None,
             leader: AtomicBool::new(true),
             next_deadline: AtomicU64::new(u64::MAX),
@@ -178,6 +182,29 @@ impl Hub {
         self
     }
 
+    /// Counts broadcasts and their deliveries with `meter`, which may
+    /// refuse broadcasts over a quota (HTTP 403, `pusher:error` for a
+    /// client event). Without one nothing is counted or refused.
+    pub fn with_meter(mut self, meter: Arc<dyn Meter>) -> Self {
+        self.meter = Some(meter);
+        self
+    }
+
+    /// Asks the meter to admit `broadcasts` broadcasts.
+    pub(crate) fn admit(&self, broadcasts: u64) -> Result<(), QuotaExceeded> {
+        match &self.meter {
+            Some(m) => m.admit(broadcasts),
+            None => Ok(()),
+        }
+    }
+
+    /// Tells the meter what one fan-out queued.
+    pub(crate) fn delivered(&self, copies: u64) {
+        if let Some(m) = &self.meter {
+            m.delivered(copies);
+        }
+    }
+
     /// Joins a cluster as `node`: what the other nodes must learn goes to
     /// `sink`, numbered and in order. Until told otherwise
     /// ([`Hub::set_leader`]) the node considers itself the leader.
@@ -199,6 +226,13 @@ impl Hub {
     /// Connections currently registered on this node.
     pub fn connection_count(&self) -> usize {
         self.connections.load(Ordering::Relaxed)
+    }
+
+    /// Connections of the app on every node: this node's, and the others'
+    /// as their heartbeats last told it.
+    pub fn cluster_connection_count(&self) -> usize {
+        self.connection_count()
+            .saturating_add(self.remote_connections.load(Ordering::Relaxed))
     }
 
     /// Connections of this app on the other nodes, as their heartbeats tell
@@ -580,6 +614,7 @@ impl Hub {
                 fx.delivery.add(ch.fanout(&frame, Some(sender)));
             }
         }
+        self.delivered(fx.delivery.delivered);
         // The node the sender is on sends this webhook: no other node sees
         // the event first.
         fx.notes.push(Notification::ClientEvent {
@@ -615,6 +650,7 @@ impl Hub {
                 out.channels.insert(name.to_string(), counts);
             }
         }
+        self.delivered(fx.delivery.delivered);
         out.delivery = self.finish(fx);
         out
     }

@@ -8,6 +8,11 @@
 //! [`NotificationSink`]; what other nodes must learn leaves through a
 //! [`ClusterSink`]. Deterministic given its inputs (and the socket-id seed).
 //!
+//! Usage as Vask bills it ([`Usage`]: broadcasts, deliveries, peak
+//! connections, API requests, bytes, per UTC day and month) takes the
+//! wall-clock time as an input too; the hub asks a [`Meter`] before each
+//! publish and tells it each fan-out's copies, once per publish.
+//!
 //! Two levels: a [`Session`] per connection (frame decoding, auth, rate
 //! limits, sign-in, liveness timers) that runs in the connection's own task
 //! without shared locks, and the [`Hub`] (channels sharded by name, users)
@@ -55,6 +60,7 @@ mod queue;
 mod refusal;
 mod remote;
 mod session;
+mod usage;
 mod users;
 mod webhook;
 
@@ -72,4 +78,8 @@ pub use queue::{ConnQueue, Drained};
 pub use refusal::Refusal;
 pub use remote::RemoteOutcome;
 pub use session::{Action, Outcome, Session};
+pub use usage::{
+    ClusterUsage, Counts, Meter, PeriodCounts, QuotaExceeded, Quotas, Span, Usage, UsageReport,
+    rfc3339,
+};
 pub use webhook::{BatchRules, Batcher};

@@ -157,6 +157,7 @@ impl Hub {
                     return;
                 };
                 let frame = ChannelEvent::encode_parts(&event, &channel, &data, user_id.as_deref());
+                let before = fx.delivery.delivered;
                 if from_api {
                     let _ = self.deliver(
                         &name,
@@ -176,6 +177,8 @@ impl Hub {
                         fx.delivery.add(ch.fanout(&frame, except));
                     }
                 }
+                // The origin counted the broadcast; each node its copies.
+                self.delivered(fx.delivery.delivered - before);
             }
             ClusterMessage::Subscriptions { channel, count } => {
                 self.with_channel(&channel, now, |hub, ch, shard| {

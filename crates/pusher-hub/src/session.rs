@@ -407,6 +407,11 @@ impl Session {
                 ErrorCode::ClientEventRateLimit.message(),
             );
         }
+        // Over a broadcast quota: refused, not relayed; the connection
+        // stays open.
+        if let Err(e) = hub.admit(1) {
+            return self.error(None, e.to_string());
+        }
         let d = self.hub.client_event(
             self.conn.socket_id,
             &name,

@@ -867,3 +867,70 @@ fn the_same_seed_gives_the_same_frames() {
     };
     assert_eq!(run(42), run(42));
 }
+
+/// A meter over a real [`pusher_hub::Usage`] at a fixed wall-clock time.
+struct FixedMeter {
+    usage: pusher_hub::Usage,
+    quotas: pusher_hub::Quotas,
+    now: u64,
+}
+
+impl pusher_hub::Meter for FixedMeter {
+    fn admit(&self, n: u64) -> Result<(), pusher_hub::QuotaExceeded> {
+        self.usage.admit(n, &self.quotas, self.now)
+    }
+    fn delivered(&self, copies: u64) {
+        self.usage.delivered(copies, self.now)
+    }
+}
+
+#[test]
+fn the_meter_counts_broadcasts_and_deliveries_and_refuses_client_events_over_quota() {
+    // 2026-12-01T12:00:00Z.
+    let now = 1_796_083_200 + 12 * 3600;
+    let meter = Arc::new(FixedMeter {
+        usage: pusher_hub::Usage::new(now),
+        quotas: pusher_hub::Quotas {
+            max_broadcasts_per_day: Some(3),
+            max_broadcasts_per_month: None,
+        },
+        now,
+    });
+    let hub = Arc::new(Hub::new(config()).with_meter(meter.clone()));
+    let mut a = Client::connect(&hub);
+    let mut b = Client::connect(&hub);
+    let mut c = Client::connect(&hub);
+    for x in [&mut a, &mut b, &mut c] {
+        x.subscribe_private("private-c");
+        x.take();
+    }
+    // An API publish (the API asks the meter; here only the fan-out is
+    // counted): 3 copies.
+    let _ = publish(&hub, &["private-c"], "e", "{}", 0);
+    let ev = r#"{"event":"client-x","channel":"private-c","data":{}}"#;
+    for _ in 0..3 {
+        a.send(ev, 0);
+    }
+    // Three client events admitted, each to the 2 others.
+    assert_eq!(b.take().len(), 4);
+    assert_eq!(c.take().len(), 4);
+    let s = meter.usage.snapshot(now);
+    assert_eq!(s.day.counts.broadcasts, 3);
+    assert_eq!(s.day.counts.deliveries, 3 + 3 * 2);
+    assert_eq!(pusher_hub::rfc3339(s.month.start), "2026-12-01T00:00:00Z");
+    // The fourth is over the quota: an error to the sender, nothing relayed.
+    let taken = a.take();
+    assert!(
+        taken.iter().all(|f| f.contains("\"event\":\"e\"")),
+        "{taken:?}"
+    );
+    assert_eq!(a.send(ev, 0), Action::Continue);
+    assert_eq!(
+        a.take(),
+        [
+            r#"{"event":"pusher:error","data":{"code":null,"message":"Quota exceeded: max_broadcasts_per_day is 3 broadcasts per UTC day"}}"#
+        ]
+    );
+    assert!(b.take().is_empty() && c.take().is_empty());
+    assert_eq!(meter.usage.snapshot(now).day.counts.deliveries, 9);
+}

@@ -8,10 +8,10 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Body;
-use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue};
+use hyper::header::{CONNECTION, CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use hyper::{Request, Response, StatusCode};
 use pusher_auth::HttpAuthError;
-use pusher_hub::{ApiError, ApiResponse, ApiTarget, AppRef};
+use pusher_hub::{ApiError, ApiResponse, ApiRoute, ApiTarget, AppRef};
 
 use crate::apps::App;
 use crate::endpoint::State;
@@ -98,6 +98,17 @@ where
         Ok(h) => h,
         Err(e) => return refuse(e),
     };
+    // A signed request: counted in usage, unless over the app's rate (the
+    // refused ones are counted in vask_quota_refused_total instead).
+    if let Err((max, wait)) = app.usage.api_request() {
+        let mut resp = refuse(ApiError::new(
+            429,
+            format!("Too many requests: max_api_requests_per_sec is {max} for this app"),
+        ));
+        resp.headers_mut()
+            .insert(RETRY_AFTER, HeaderValue::from(wait));
+        return resp;
+    }
     // Without a signed body_md5 only an empty body is valid.
     let limit = if call.expects_body() {
         state.config.max_body_bytes
@@ -126,6 +137,14 @@ where
             ));
         }
     };
+    if *call.route() == ApiRoute::Usage {
+        // Signed like every call, and bodiless (checked above: no
+        // body_md5, so no byte of body was accepted).
+        let mut resp = Response::new(Full::new(Bytes::from(app.usage.body())));
+        resp.headers_mut()
+            .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        return resp;
+    }
     let r = call.finish(&app.hub, &body, state.now_ms());
     app.metrics.publishes.inc_by(r.publishes);
     app.metrics.deliveries.inc_by(r.delivery.delivered);

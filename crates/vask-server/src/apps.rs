@@ -10,6 +10,7 @@ use tokio::sync::{mpsc, watch};
 use crate::config::{AppConfig, ServerConfig};
 use crate::endpoint::Alive;
 use crate::metrics::{AppMetrics, Metrics};
+use crate::usage::AppUsage;
 use crate::webhooks::{self, WebhookSink};
 
 /// One hosted app.
@@ -21,6 +22,8 @@ pub struct App {
     pub hub: Arc<Hub>,
     /// Its counters.
     pub metrics: AppMetrics,
+    /// Its usage (as billed) and quotas.
+    pub usage: Arc<AppUsage>,
 }
 
 /// Every hosted app, found by id or key.
@@ -112,8 +115,10 @@ impl Apps {
                 let (tx, rx) = mpsc::channel(server.webhooks.queue_capacity);
                 (Some(WebhookSink::new(tx, m.clone())), Some(rx))
             };
+            let usage = Arc::new(AppUsage::new(app, m.clone()));
             let mut hub = Hub::new(hub_config(app, server))
                 .with_seed(seed.wrapping_add(i as u64))
+                .with_meter(usage.clone())
                 .with_notifications(Arc::new(Notifications {
                     metrics: m.clone(),
                     webhooks,
@@ -140,6 +145,7 @@ impl Apps {
                 config: app.clone(),
                 hub,
                 metrics: m,
+                usage,
             }));
         }
         out

@@ -298,6 +298,15 @@ pub struct AppLimits {
     pub cache_ttl_secs: u64,
     /// Most user ids in a sign-in watchlist (4302 above; the first are used).
     pub max_watchlist: usize,
+    /// Most broadcasts per UTC day (one event to one channel; HTTP 403 or
+    /// a `pusher:error` above), counted over the whole cluster; unset is
+    /// unlimited.
+    pub max_broadcasts_per_day: Option<u64>,
+    /// Most broadcasts per UTC calendar month, like the daily quota.
+    pub max_broadcasts_per_month: Option<u64>,
+    /// Most signed HTTP API requests per second on each node (HTTP 429 with
+    /// `Retry-After` above); unset is unlimited.
+    pub max_api_requests_per_sec: Option<u32>,
 }
 
 impl Default for AppLimits {
@@ -315,6 +324,9 @@ impl Default for AppLimits {
             max_event_name_len: 200,
             cache_ttl_secs: 30 * 60,
             max_watchlist: 100,
+            max_broadcasts_per_day: None,
+            max_broadcasts_per_month: None,
+            max_api_requests_per_sec: None,
         }
     }
 }
@@ -641,6 +653,29 @@ impl Config {
                     ));
                 }
             }
+            for (name, value) in [
+                ("max_broadcasts_per_day", l.max_broadcasts_per_day),
+                ("max_broadcasts_per_month", l.max_broadcasts_per_month),
+                (
+                    "max_api_requests_per_sec",
+                    l.max_api_requests_per_sec.map(u64::from),
+                ),
+            ] {
+                if value == Some(0) {
+                    return Err(invalid(
+                        f(&format!("limits.{name}")),
+                        "must be greater than 0 (leave it out for no limit)",
+                    ));
+                }
+            }
+            if let (Some(day), Some(month)) = (l.max_broadcasts_per_day, l.max_broadcasts_per_month)
+                && day > month
+            {
+                return Err(invalid(
+                    f("limits.max_broadcasts_per_day"),
+                    format!("{day} is more than max_broadcasts_per_month ({month})"),
+                ));
+            }
         }
         Ok(())
     }
@@ -720,6 +755,31 @@ mod tests {
             e.to_string().contains("apps[0].limits.max_batch_events"),
             "{e}"
         );
+        let app = "[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n";
+        let e = parse(&format!(
+            "{app}limits = {{ max_api_requests_per_sec = 0 }}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("apps[0].limits.max_api_requests_per_sec"),
+            "{e}"
+        );
+        let e = parse(&format!(
+            "{app}limits = {{ max_broadcasts_per_day = 10, max_broadcasts_per_month = 5 }}\n"
+        ))
+        .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("apps[0].limits.max_broadcasts_per_day"),
+            "{e}"
+        );
+        let c = parse(&format!(
+            "{app}[apps.limits]\nmax_broadcasts_per_month = 500000\nmax_connections = 100\n"
+        ))
+        .unwrap();
+        assert_eq!(c.apps[0].limits.max_broadcasts_per_month, Some(500_000));
+        assert_eq!(c.apps[0].limits.max_broadcasts_per_day, None);
     }
 
     #[test]

@@ -127,13 +127,21 @@ impl Endpoint {
         for app in apps.iter() {
             tokio::spawn(timers(app.clone(), clock, shutdown_rx.clone()));
         }
+        tokio::spawn(peaks(apps.iter().cloned().collect(), shutdown_rx.clone()));
         // A cluster node refuses to start when its engine cannot be
         // reached, and answers only once it knows the cluster's state.
         let cluster = match (&config.cluster, prepared) {
             (Some(c), Some(prepared)) => {
                 let hubs = apps
                     .iter()
-                    .map(|a| (a.config.id.clone(), a.hub.clone(), a.metrics.clone()))
+                    .map(|a| {
+                        (
+                            a.config.id.clone(),
+                            a.hub.clone(),
+                            a.metrics.clone(),
+                            a.usage.clone(),
+                        )
+                    })
                     .collect();
                 let cluster = crate::cluster::start(
                     c,
@@ -257,6 +265,24 @@ async fn timers(
                 app.metrics.deliveries.inc_by(d.delivered);
             }
             _ = earlier => {}
+            _ = stopped(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Records every app's open connections once a second, so that a new
+/// day's or month's peak starts from what is open then, and the other
+/// nodes' connections count as their heartbeats arrive.
+async fn peaks(apps: Vec<Arc<crate::apps::App>>, mut shutdown: watch::Receiver<bool>) {
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            _ = every.tick() => {
+                for app in &apps {
+                    app.usage.connections(app.hub.cluster_connection_count());
+                }
+            }
             _ = stopped(&mut shutdown) => return,
         }
     }

@@ -24,6 +24,7 @@ mod endpoint;
 pub mod metrics;
 mod server;
 mod tls;
+pub mod usage;
 mod webhooks;
 mod ws;
 

@@ -40,6 +40,10 @@ pub struct Metrics {
     bytes_out: Family<App, Counter>,
     publishes: Family<App, Counter>,
     deliveries: Family<App, Counter>,
+    broadcasts: Family<App, Counter>,
+    broadcast_deliveries: Family<App, Counter>,
+    api_requests: Family<App, Counter>,
+    quota_refused: Family<AppReason, Counter>,
     dropped: Family<AppReason, Counter>,
     closed: Family<AppReason, Counter>,
     errors: Family<AppReason, Counter>,
@@ -83,6 +87,14 @@ pub struct AppMetrics {
     pub publishes: Counter,
     /// Frames queued to connections by publishes and client events.
     pub deliveries: Counter,
+    /// Broadcasts, as usage counts them (events to one channel each, from
+    /// the API or clients, on this node).
+    pub broadcasts: Counter,
+    /// Copies fan-out sent for broadcasts (here and from other nodes), as
+    /// usage counts them.
+    pub broadcast_deliveries: Counter,
+    /// Signed HTTP API requests admitted, as usage counts them.
+    pub api_requests: Counter,
     /// Webhook requests delivered.
     pub webhooks_sent: Counter,
     /// Webhook attempts that failed.
@@ -101,6 +113,10 @@ impl Default for Metrics {
             bytes_out: Family::default(),
             publishes: Family::default(),
             deliveries: Family::default(),
+            broadcasts: Family::default(),
+            broadcast_deliveries: Family::default(),
+            api_requests: Family::default(),
+            quota_refused: Family::default(),
             dropped: Family::default(),
             closed: Family::default(),
             errors: Family::default(),
@@ -156,6 +172,26 @@ impl Default for Metrics {
             "deliveries",
             "Frames queued to connections by publishes and client events",
             m.deliveries.clone(),
+        );
+        registry.register(
+            "broadcasts",
+            "Broadcasts (an event to one channel, from the API or a client), as usage counts them",
+            m.broadcasts.clone(),
+        );
+        registry.register(
+            "broadcast_deliveries",
+            "Copies sent to connections by broadcasts, as usage counts them",
+            m.broadcast_deliveries.clone(),
+        );
+        registry.register(
+            "api_requests",
+            "Signed HTTP API requests admitted, as usage counts them",
+            m.api_requests.clone(),
+        );
+        registry.register(
+            "quota_refused",
+            "Broadcasts and API requests refused by a quota or rate limit, by app and quota",
+            m.quota_refused.clone(),
         );
         registry.register(
             "dropped",
@@ -248,6 +284,9 @@ impl Metrics {
             bytes_out: self.bytes_out.get_or_create(&l).clone(),
             publishes: self.publishes.get_or_create(&l).clone(),
             deliveries: self.deliveries.get_or_create(&l).clone(),
+            broadcasts: self.broadcasts.get_or_create(&l).clone(),
+            broadcast_deliveries: self.broadcast_deliveries.get_or_create(&l).clone(),
+            api_requests: self.api_requests.get_or_create(&l).clone(),
             webhooks_sent: self.webhooks_sent.get_or_create(&l).clone(),
             webhook_attempts_failed: self.webhook_attempts_failed.get_or_create(&l).clone(),
         }
@@ -306,6 +345,15 @@ impl AppMetrics {
             reason: code.to_string(),
         };
         self.metrics.closed.get_or_create(&l).inc();
+    }
+
+    /// Counts a refusal by a quota or rate limit (the quota's name).
+    pub fn quota_refused(&self, reason: &str) {
+        let l = AppReason {
+            app: self.app.clone(),
+            reason: reason.to_owned(),
+        };
+        self.metrics.quota_refused.get_or_create(&l).inc();
     }
 
     /// Counts a protocol error answered.

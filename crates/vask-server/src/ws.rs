@@ -254,10 +254,16 @@ async fn connection<R: Read, W: Write>(
     ));
     let mut session = match app.hub.connect(outbox.clone(), state.now_ms()) {
         Ok(s) => s,
-        Err(code) => return refuse(writer, code).await,
+        Err(code) => {
+            if code == ErrorCode::OverConnectionQuota {
+                app.usage.connection_refused();
+            }
+            return refuse(writer, code).await;
+        }
     };
     app.metrics.connections.inc();
     app.metrics.connections_total.inc();
+    app.usage.connections(app.hub.cluster_connection_count());
     let write_timeout = Duration::from_secs(state.config.write_timeout_secs);
     let mut shutdown = state.shutdown.clone();
     let mut buf = VecDeque::new();
@@ -295,6 +301,7 @@ async fn connection<R: Read, W: Write>(
                     Ok(Ok(bytes)) => {
                         app.metrics.frames_out.inc_by(n);
                         app.metrics.bytes_out.inc_by(bytes);
+                        app.usage.bytes_out(bytes);
                     }
                     Ok(Err(_)) => break End::Peer,
                     Err(_) => break End::Slow(buf.len()),

@@ -14,17 +14,19 @@
 mod nats;
 mod redis;
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use pusher_hub::{AppSink, ClusterNode, Hub, NodeId, NodeOutcome, Wire};
+use pusher_hub::{AppSink, ClusterNode, Hub, NodeId, NodeOutcome, UsageReport, Wire};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::ClusterConfig;
 use crate::endpoint::Alive;
 use crate::metrics::{AppMetrics, Metrics};
+use crate::usage::AppUsage;
 
 /// Messages waiting for the bus before new ones are dropped.
 const QUEUE: usize = 65_536;
@@ -37,6 +39,15 @@ const PAYLOAD_BYTES: usize = 256 * 1024;
 const EVENTS: usize = 64;
 /// How long one publish or one connection attempt may take.
 const ENGINE_TIMEOUT: Duration = Duration::from_secs(2);
+/// How often a node tells the others its usage figures (README: usage
+/// propagation delay).
+pub(crate) const USAGE_EVERY: Duration = Duration::from_secs(1);
+/// Every how many reports a node also relays the last figures of nodes
+/// gone (for nodes that joined after they left).
+const RELAY_EVERY: u64 = 10;
+/// Apps per usage message at most (about 150 bytes each: a message stays
+/// far below the engines' size limits).
+const USAGE_APPS_PER_MESSAGE: usize = 512;
 
 /// What the engine's receiver reports.
 #[derive(Debug)]
@@ -220,7 +231,7 @@ impl Clock {
 pub(crate) async fn start(
     c: &ClusterConfig,
     prepared: Prepared,
-    hubs: Vec<(String, Arc<Hub>, AppMetrics)>,
+    hubs: Vec<(String, Arc<Hub>, AppMetrics, Arc<AppUsage>)>,
     metrics: Arc<Metrics>,
     clock: Clock,
     closing: watch::Receiver<bool>,
@@ -238,8 +249,10 @@ pub(crate) async fn start(
     })?);
     let mut node = ClusterNode::new(me.clone(), c.heartbeat_ms, c.node_timeout_ms);
     let mut app_metrics = std::collections::HashMap::new();
-    for (app, hub, m) in hubs {
+    let mut usage = BTreeMap::new();
+    for (app, hub, m, u) in hubs {
         node.add_app(&app, hub, clock.now());
+        usage.insert(app.clone(), u);
         app_metrics.insert(app, m);
     }
     tracing::info!(node = %me, url = %c.redacted_url(), "joining the cluster");
@@ -257,6 +270,8 @@ pub(crate) async fn start(
         clock,
         out: tx,
         app_metrics,
+        usage,
+        reports: 0,
     };
     tokio::spawn(driver.run(events, closing, alive));
     // Answer for the cluster only once its state is known.
@@ -280,6 +295,10 @@ struct Driver {
     out: mpsc::Sender<Wire>,
     /// Frames delivered here for other nodes' events count as the app's.
     app_metrics: std::collections::HashMap<String, AppMetrics>,
+    /// Each app's usage: reported to the others, and their reports merged.
+    usage: BTreeMap<String, Arc<AppUsage>>,
+    /// Usage reports sent.
+    reports: u64,
 }
 
 impl Driver {
@@ -289,9 +308,12 @@ impl Driver {
         mut closing: watch::Receiver<bool>,
         alive: Alive,
     ) {
+        let mut report = tokio::time::interval(USAGE_EVERY);
+        report.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let wake = self.clock.instant(self.node.poll_timeout());
             tokio::select! {
+                _ = report.tick() => self.report_usage(),
                 ev = events.recv() => match ev {
                     Some(ev) => self.event(ev).await,
                     None => break,
@@ -319,7 +341,10 @@ impl Driver {
         }
         // Leaving: tell the others now rather than after the timeout.
         if self.status.is_up() {
-            let bye = Wire::encode_batch(&[self.node.goodbye()]);
+            // With its last usage figures, which the others keep.
+            let mut last = self.usage_reports();
+            last.push(self.node.goodbye());
+            let bye = Wire::encode_batch(&last);
             if let Err(e) = self.engine.publish(bye).await {
                 tracing::debug!(error = %e, "goodbye not sent");
             }
@@ -362,6 +387,9 @@ impl Driver {
                 Ok(batch) => {
                     self.metrics.cluster_messages_in.inc_by(batch.len() as u64);
                     for w in batch {
+                        if let Wire::Usage { from, of, apps } = &w {
+                            self.merge_usage(of.as_ref().unwrap_or(from), apps);
+                        }
                         let app = match &w {
                             Wire::App { app, .. } => Some(app.clone()),
                             _ => None,
@@ -389,6 +417,82 @@ impl Driver {
                     tracing::debug!(error = %e, "cluster message not understood");
                 }
             },
+        }
+    }
+
+    /// Tells the others what this node counted (while the bus is up: a
+    /// later report supersedes a lost one), and now and then what it kept
+    /// of nodes gone.
+    fn report_usage(&mut self) {
+        if !self.status.is_up() {
+            return;
+        }
+        self.reports += 1;
+        let mut out = self.usage_reports();
+        if self.reports.is_multiple_of(RELAY_EVERY) {
+            out.extend(self.relayed_usage());
+        }
+        for w in out {
+            self.send(w);
+        }
+    }
+
+    /// This node's figures of the apps that counted anything in the
+    /// current periods.
+    fn usage_reports(&self) -> Vec<Wire> {
+        let now = crate::usage::now_unix();
+        let apps = self
+            .usage
+            .iter()
+            .filter(|(_, u)| !u.usage().is_idle(now))
+            .map(|(id, u)| (id.clone(), u.snapshot()))
+            .collect::<Vec<_>>();
+        self.usage_messages(None, &apps)
+    }
+
+    /// The last figures of nodes no longer in the cluster, as kept here.
+    fn relayed_usage(&self) -> Vec<Wire> {
+        let now = crate::usage::now_unix();
+        let live = self
+            .node
+            .membership()
+            .others()
+            .collect::<std::collections::BTreeSet<_>>();
+        let mut gone: BTreeMap<NodeId, Vec<(String, UsageReport)>> = BTreeMap::new();
+        for (id, u) in &self.usage {
+            for (node, report) in u.kept() {
+                if !live.contains(&node)
+                    && node != *self.node.me()
+                    && report.current(now) != UsageReport::default().current(now)
+                {
+                    gone.entry(node).or_default().push((id.clone(), report));
+                }
+            }
+        }
+        gone.into_iter()
+            .flat_map(|(node, apps)| self.usage_messages(Some(node), &apps))
+            .collect()
+    }
+
+    fn usage_messages(&self, of: Option<NodeId>, apps: &[(String, UsageReport)]) -> Vec<Wire> {
+        apps.chunks(USAGE_APPS_PER_MESSAGE)
+            .map(|chunk| Wire::Usage {
+                from: self.node.me().clone(),
+                of: of.clone(),
+                apps: chunk.iter().cloned().collect(),
+            })
+            .collect()
+    }
+
+    /// Merges figures of `whose` (never this node's own: it counts them).
+    fn merge_usage(&self, whose: &NodeId, apps: &BTreeMap<String, UsageReport>) {
+        if whose == self.node.me() {
+            return;
+        }
+        for (id, report) in apps {
+            if let Some(u) = self.usage.get(id) {
+                u.merge(whose.clone(), report);
+            }
         }
     }
 

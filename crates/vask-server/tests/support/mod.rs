@@ -213,6 +213,7 @@ pub struct Api {
 
 pub struct Reply {
     pub status: u16,
+    pub headers: hyper::HeaderMap,
     pub body: Value,
 }
 
@@ -271,10 +272,15 @@ impl Api {
             .expect("answer in time")
             .unwrap();
         let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
         let bytes = resp.into_body().collect().await.unwrap().to_bytes();
         let body = serde_json::from_slice(&bytes)
             .unwrap_or(Value::String(String::from_utf8_lossy(&bytes).into()));
-        Reply { status, body }
+        Reply {
+            status,
+            headers,
+            body,
+        }
     }
 
     pub async fn trigger(&self, body: Value) -> Reply {
