@@ -28,6 +28,22 @@ impl Secret {
         &self.0
     }
 
+    /// Whether `candidate` is this secret, compared in constant time (for
+    /// bearer tokens and the like: the time taken does not tell how much of
+    /// a guess was right).
+    ///
+    /// ```
+    /// let token = pusher_auth::Secret::new("a-long-admin-token");
+    /// assert!(token.matches("a-long-admin-token"));
+    /// assert!(!token.matches("a-long-admin-tokeN"));
+    /// assert!(!token.matches(""));
+    /// ```
+    pub fn matches(&self, candidate: &str) -> bool {
+        use subtle::ConstantTimeEq;
+        // Lengths differ: no match (the length is not the secret).
+        self.0.len() == candidate.len() && bool::from(self.0.as_bytes().ct_eq(candidate.as_bytes()))
+    }
+
     /// Whether it is empty (a configuration error).
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()

@@ -4,10 +4,10 @@
 use std::path::PathBuf;
 
 use clap::Parser;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// Listener and process-wide settings.
@@ -19,6 +19,37 @@ pub struct Config {
     /// Run as one node of a cluster (absent: one node alone).
     #[serde(default)]
     pub cluster: Option<ClusterConfig>,
+    /// The admin API (`/admin/...`): off unless a token is set.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// Keep the apps in PostgreSQL instead of this file's `[[apps]]`.
+    #[serde(default)]
+    pub apps_store: Option<AppsStoreConfig>,
+}
+
+/// The admin API's settings.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The bearer token of `/admin/...` (`Authorization: Bearer TOKEN`);
+    /// unset: no admin API (404).
+    #[serde(default)]
+    pub token: Option<pusher_auth::Secret>,
+}
+
+/// Where the apps live when not in the configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AppsStoreConfig {
+    /// `postgres://user:password@host:port/database`.
+    pub url: String,
+}
+
+impl AppsStoreConfig {
+    /// The URL with its password replaced by `***`, for logs.
+    pub fn redacted_url(&self) -> String {
+        redact(&self.url)
+    }
 }
 
 /// One node of a cluster over Redis pub/sub or NATS.
@@ -186,7 +217,7 @@ impl Default for WebhookSettings {
 pub const WEBHOOK_EVENT_TYPES: [&str; 7] = pusher_proto::webhook::WebhookEvent::NAMES;
 
 /// One webhook receiver of an app.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Where to POST (`http://`).
@@ -203,7 +234,7 @@ pub struct WebhookConfig {
 }
 
 /// A channel-name filter for a webhook.
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookFilter {
     /// Only channels whose name starts with this.
@@ -236,7 +267,7 @@ impl Default for ServerConfig {
 }
 
 /// One app.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AppConfig {
     /// Numeric string (pusher-http-python refuses others).
@@ -271,7 +302,7 @@ fn yes() -> bool {
 }
 
 /// Per-app quotas and limits (PROTOCOL.md Part A defaults).
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AppLimits {
     /// Most simultaneous connections (4004 above); unset is unlimited.
@@ -437,6 +468,12 @@ pub struct Cli {
     /// This node's name in the cluster [default: random].
     #[arg(long, env = "VASK_NODE_ID")]
     pub node_id: Option<String>,
+    /// Keep the apps in PostgreSQL: postgres://USER:PASSWORD@HOST:PORT/DB.
+    #[arg(long = "apps", env = "VASK_APPS", conflicts_with = "app_id")]
+    pub apps_store: Option<String>,
+    /// Serve the admin API (/admin/...) to requests bearing this token.
+    #[arg(long, env = "VASK_ADMIN_TOKEN", hide_env_values = true)]
+    pub admin_token: Option<String>,
 }
 
 impl Config {
@@ -459,12 +496,14 @@ impl Config {
                 })?;
                 Self::from_toml(&text, path)?
             }
-            None => Self {
-                server: ServerConfig::default(),
-                apps: Vec::new(),
-                cluster: None,
-            },
+            None => Self::default(),
         };
+        if let Some(url) = &cli.apps_store {
+            config.apps_store = Some(AppsStoreConfig { url: url.clone() });
+        }
+        if let Some(token) = &cli.admin_token {
+            config.admin.token = Some(token.clone().into());
+        }
         if let Some(url) = &cli.cluster {
             let c = config
                 .cluster
@@ -502,7 +541,7 @@ impl Config {
                 ..AppConfig::development()
             }];
         }
-        if config.apps.is_empty() {
+        if config.apps.is_empty() && config.apps_store.is_none() {
             config.apps.push(AppConfig::development());
         }
         config.validate()?;
@@ -555,130 +594,161 @@ impl Config {
         if let Some(c) = &self.cluster {
             validate_cluster(c)?;
         }
-        let mut ids = std::collections::HashSet::new();
-        let mut keys = std::collections::HashSet::new();
-        for (i, app) in self.apps.iter().enumerate() {
-            let f = |field: &str| format!("apps[{i}].{field}");
-            if app.id.is_empty() || !app.id.bytes().all(|b| b.is_ascii_digit()) {
+        if let Some(token) = &self.admin.token
+            && token.expose().chars().count() < 16
+        {
+            return Err(invalid(
+                "admin.token",
+                "must be at least 16 characters (it guards every app's secrets)",
+            ));
+        }
+        if let Some(store) = &self.apps_store {
+            if !store.url.starts_with("postgres://") && !store.url.starts_with("postgresql://") {
                 return Err(invalid(
-                    f("id"),
+                    "apps_store.url",
                     format!(
-                        "{:?} must be a numeric string (pusher-http-python refuses others)",
-                        app.id
+                        "{:?} must start with postgres:// or postgresql://",
+                        store.redacted_url()
                     ),
                 ));
             }
-            if app.key.is_empty() || app.key.contains(['/', '?', '#', ' ']) {
+            if !self.apps.is_empty() {
                 return Err(invalid(
-                    f("key"),
-                    "must be non-empty, without '/', '?', '#' or spaces",
-                ));
-            }
-            if app.secret.is_empty() {
-                return Err(invalid(f("secret"), "must not be empty"));
-            }
-            if !ids.insert(app.id.as_str()) {
-                return Err(invalid(
-                    f("id"),
-                    format!("{:?} is used by another app", app.id),
-                ));
-            }
-            if !keys.insert(app.key.as_str()) {
-                return Err(invalid(f("key"), "is used by another app"));
-            }
-            for (j, w) in app.webhooks.iter().enumerate() {
-                let wf = |field: &str| format!("apps[{i}].webhooks[{j}].{field}");
-                let rest = w
-                    .url
-                    .strip_prefix("http://")
-                    .or_else(|| w.url.strip_prefix("https://"))
-                    .ok_or_else(|| {
-                        invalid(
-                            wf("url"),
-                            format!("{:?} must start with http:// or https://", w.url),
-                        )
-                    })?;
-                if rest.is_empty() || w.url.parse::<hyper::Uri>().is_err() {
-                    return Err(invalid(
-                        wf("url"),
-                        format!("{:?} is not a valid URL", w.url),
-                    ));
-                }
-                if let Some(t) = w
-                    .event_types
-                    .iter()
-                    .find(|t| !WEBHOOK_EVENT_TYPES.contains(&t.as_str()))
-                {
-                    return Err(invalid(
-                        wf("event_types"),
-                        format!(
-                            "unknown event type {t:?}; known are {}",
-                            WEBHOOK_EVENT_TYPES.join(", ")
-                        ),
-                    ));
-                }
-                for name in w.headers.keys() {
-                    if name.parse::<hyper::header::HeaderName>().is_err() {
-                        return Err(invalid(
-                            wf("headers"),
-                            format!("{name:?} is not a valid header name"),
-                        ));
-                    }
-                }
-            }
-            if app.user_signin_timeout_secs == Some(0) {
-                return Err(invalid(
-                    f("user_signin_timeout_secs"),
-                    "must be greater than 0",
-                ));
-            }
-            let l = &app.limits;
-            for (name, value) in [
-                ("max_event_bytes", l.max_event_bytes),
-                ("max_presence_members", l.max_presence_members),
-                ("max_user_info_bytes", l.max_user_info_bytes),
-                ("max_user_id_len", l.max_user_id_len),
-                ("client_events_per_sec", l.client_events_per_sec as usize),
-                ("max_channels_per_trigger", l.max_channels_per_trigger),
-                ("max_batch_events", l.max_batch_events),
-                ("max_channel_name_len", l.max_channel_name_len),
-                ("max_event_name_len", l.max_event_name_len),
-                ("cache_ttl_secs", l.cache_ttl_secs as usize),
-                ("max_watchlist", l.max_watchlist),
-            ] {
-                if value == 0 {
-                    return Err(invalid(
-                        f(&format!("limits.{name}")),
-                        "must be greater than 0",
-                    ));
-                }
-            }
-            for (name, value) in [
-                ("max_broadcasts_per_day", l.max_broadcasts_per_day),
-                ("max_broadcasts_per_month", l.max_broadcasts_per_month),
-                (
-                    "max_api_requests_per_sec",
-                    l.max_api_requests_per_sec.map(u64::from),
-                ),
-            ] {
-                if value == Some(0) {
-                    return Err(invalid(
-                        f(&format!("limits.{name}")),
-                        "must be greater than 0 (leave it out for no limit)",
-                    ));
-                }
-            }
-            if let (Some(day), Some(month)) = (l.max_broadcasts_per_day, l.max_broadcasts_per_month)
-                && day > month
-            {
-                return Err(invalid(
-                    f("limits.max_broadcasts_per_day"),
-                    format!("{day} is more than max_broadcasts_per_month ({month})"),
+                    "apps",
+                    "the apps are kept in apps_store: remove the [[apps]] tables (or --app-id)",
                 ));
             }
         }
-        Ok(())
+        validate_apps(&self.apps)
     }
+}
+
+/// Checks a whole list of apps (a configuration file's, or a store's), the
+/// first problem reported with its field.
+pub fn validate_apps(apps: &[AppConfig]) -> Result<(), ConfigError> {
+    let mut ids = std::collections::HashSet::new();
+    let mut keys = std::collections::HashSet::new();
+    for (i, app) in apps.iter().enumerate() {
+        let f = |field: &str| format!("apps[{i}].{field}");
+        if app.id.is_empty() || !app.id.bytes().all(|b| b.is_ascii_digit()) {
+            return Err(invalid(
+                f("id"),
+                format!(
+                    "{:?} must be a numeric string (pusher-http-python refuses others)",
+                    app.id
+                ),
+            ));
+        }
+        if app.key.is_empty() || app.key.contains(['/', '?', '#', ' ']) {
+            return Err(invalid(
+                f("key"),
+                "must be non-empty, without '/', '?', '#' or spaces",
+            ));
+        }
+        if app.secret.is_empty() {
+            return Err(invalid(f("secret"), "must not be empty"));
+        }
+        if !ids.insert(app.id.as_str()) {
+            return Err(invalid(
+                f("id"),
+                format!("{:?} is used by another app", app.id),
+            ));
+        }
+        if !keys.insert(app.key.as_str()) {
+            return Err(invalid(f("key"), "is used by another app"));
+        }
+        for (j, w) in app.webhooks.iter().enumerate() {
+            let wf = |field: &str| format!("apps[{i}].webhooks[{j}].{field}");
+            let rest = w
+                .url
+                .strip_prefix("http://")
+                .or_else(|| w.url.strip_prefix("https://"))
+                .ok_or_else(|| {
+                    invalid(
+                        wf("url"),
+                        format!("{:?} must start with http:// or https://", w.url),
+                    )
+                })?;
+            if rest.is_empty() || w.url.parse::<hyper::Uri>().is_err() {
+                return Err(invalid(
+                    wf("url"),
+                    format!("{:?} is not a valid URL", w.url),
+                ));
+            }
+            if let Some(t) = w
+                .event_types
+                .iter()
+                .find(|t| !WEBHOOK_EVENT_TYPES.contains(&t.as_str()))
+            {
+                return Err(invalid(
+                    wf("event_types"),
+                    format!(
+                        "unknown event type {t:?}; known are {}",
+                        WEBHOOK_EVENT_TYPES.join(", ")
+                    ),
+                ));
+            }
+            for name in w.headers.keys() {
+                if name.parse::<hyper::header::HeaderName>().is_err() {
+                    return Err(invalid(
+                        wf("headers"),
+                        format!("{name:?} is not a valid header name"),
+                    ));
+                }
+            }
+        }
+        if app.user_signin_timeout_secs == Some(0) {
+            return Err(invalid(
+                f("user_signin_timeout_secs"),
+                "must be greater than 0",
+            ));
+        }
+        let l = &app.limits;
+        for (name, value) in [
+            ("max_event_bytes", l.max_event_bytes),
+            ("max_presence_members", l.max_presence_members),
+            ("max_user_info_bytes", l.max_user_info_bytes),
+            ("max_user_id_len", l.max_user_id_len),
+            ("client_events_per_sec", l.client_events_per_sec as usize),
+            ("max_channels_per_trigger", l.max_channels_per_trigger),
+            ("max_batch_events", l.max_batch_events),
+            ("max_channel_name_len", l.max_channel_name_len),
+            ("max_event_name_len", l.max_event_name_len),
+            ("cache_ttl_secs", l.cache_ttl_secs as usize),
+            ("max_watchlist", l.max_watchlist),
+        ] {
+            if value == 0 {
+                return Err(invalid(
+                    f(&format!("limits.{name}")),
+                    "must be greater than 0",
+                ));
+            }
+        }
+        for (name, value) in [
+            ("max_broadcasts_per_day", l.max_broadcasts_per_day),
+            ("max_broadcasts_per_month", l.max_broadcasts_per_month),
+            (
+                "max_api_requests_per_sec",
+                l.max_api_requests_per_sec.map(u64::from),
+            ),
+        ] {
+            if value == Some(0) {
+                return Err(invalid(
+                    f(&format!("limits.{name}")),
+                    "must be greater than 0 (leave it out for no limit)",
+                ));
+            }
+        }
+        if let (Some(day), Some(month)) = (l.max_broadcasts_per_day, l.max_broadcasts_per_month)
+            && day > month
+        {
+            return Err(invalid(
+                f("limits.max_broadcasts_per_day"),
+                format!("{day} is more than max_broadcasts_per_month ({month})"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 fn validate_cluster(c: &ClusterConfig) -> Result<(), ConfigError> {

@@ -48,6 +48,7 @@ pub(crate) async fn server_on(app: AppConfig, port: u16) -> Running {
         },
         apps: vec![app],
         cluster: None,
+        ..Config::default()
     };
     config.validate().expect("valid test config");
     vask_server::start(config).await.expect("server starts")

@@ -46,6 +46,7 @@ async fn tls_server() -> Running {
         },
         apps: vec![app()],
         cluster: None,
+        ..Config::default()
     };
     config.validate().expect("valid test config");
     vask_server::start(config).await.expect("TLS server starts")
