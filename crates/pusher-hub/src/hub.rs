@@ -52,7 +52,8 @@ pub(crate) struct ClusterPart {
 /// signed-in connections. In a cluster the channels also hold what the
 /// other nodes hold of them (see [`crate::cluster`]).
 pub struct Hub {
-    config: HubConfig,
+    /// Replaced whole by [`Hub::set_config`]; readers take the `Arc`.
+    config: RwLock<Arc<HubConfig>>,
     pub(crate) shards: Box<[RwLock<Shard>]>,
     hashing: Hashing,
     pub(crate) users: Mutex<Users>,
@@ -75,7 +76,7 @@ pub struct Hub {
 impl std::fmt::Debug for Hub {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Hub")
-            .field("app_id", &self.config.app_id)
+            .field("app_id", &self.config().app_id)
             .field("connections", &self.connection_count())
             .field("shards", &self.shards.len())
             .finish_non_exhaustive()
@@ -139,7 +140,7 @@ impl Hub {
             })
             .collect();
         Self {
-            config,
+            config: RwLock::new(Arc::new(config)),
             shards,
             hashing: Hashing::default(),
             users: Mutex::new(Users::new(Hashing::default())),
@@ -218,9 +219,24 @@ impl Hub {
         self
     }
 
-    /// The app's settings.
-    pub fn config(&self) -> &HubConfig {
-        &self.config
+    /// The app's settings now (a later [`Hub::set_config`] does not change
+    /// the copy returned).
+    pub fn config(&self) -> Arc<HubConfig> {
+        self.config.read().clone()
+    }
+
+    /// Replaces the app's settings while it runs: what comes next (a
+    /// signature, a subscription, a publish, a connection) follows them;
+    /// what is in place stays (connections, members, cached events). The
+    /// app id and the shard count are the hub's own and are kept.
+    pub fn set_config(&self, config: HubConfig) {
+        let mut current = self.config.write();
+        let config = HubConfig {
+            app_id: current.app_id.clone(),
+            shards: current.shards,
+            ..config
+        };
+        *current = Arc::new(config);
     }
 
     /// Connections currently registered on this node.
@@ -251,7 +267,7 @@ impl Hub {
         now: u64,
     ) -> Result<Session, ErrorCode> {
         let limit = self
-            .config
+            .config()
             .limits
             .max_connections
             .unwrap_or(usize::MAX)
@@ -265,7 +281,7 @@ impl Hub {
         let _ = outbox.push(
             ServerFrame::ConnectionEstablished {
                 socket_id,
-                activity_timeout: self.config.activity_timeout_secs,
+                activity_timeout: self.config().activity_timeout_secs,
             }
             .encode(),
         );
@@ -343,14 +359,14 @@ impl Hub {
             let user_id: Option<Arc<str>> = member.as_ref().map(|m| Arc::from(m.user_id.as_str()));
             if let (Some(uid), Some(members)) = (&user_id, &ch.members)
                 && !members.contains_key(uid)
-                && members.len() >= self.config.limits.max_presence_members
+                && members.len() >= self.config().limits.max_presence_members
             {
                 if ch.is_idle(now) {
                     shard.channels.remove(name.as_str());
                 }
                 return Err(Refusal::MemberLimit {
                     channel: name.to_string(),
-                    max: self.config.limits.max_presence_members,
+                    max: self.config().limits.max_presence_members,
                 });
             }
 
@@ -445,11 +461,11 @@ impl Hub {
         fx: &mut Effects,
     ) {
         let last = misses.get(name).copied();
-        if last.is_some_and(|t| now < t + self.config.cache_miss_interval_ms) {
+        if last.is_some_and(|t| now < t + self.config().cache_miss_interval_ms) {
             return;
         }
         misses.insert(Arc::clone(name), now);
-        self.wake_at(now + self.config.cache_miss_interval_ms);
+        self.wake_at(now + self.config().cache_miss_interval_ms);
         if self.is_leader() {
             fx.notes.push(Notification::CacheMiss {
                 channel: name.to_string(),
@@ -546,20 +562,20 @@ impl Hub {
         now: u64,
         fx: &mut Effects,
     ) {
-        if !self.config.subscription_count || !ch.name.kind().has_subscription_count() {
+        if !self.config().subscription_count || !ch.name.kind().has_subscription_count() {
             return;
         }
-        let small = ch.subscription_count() <= self.config.subscription_count_threshold as u64;
+        let small = ch.subscription_count() <= self.config().subscription_count_threshold as u64;
         let due = ch
             .count_sent_ms
-            .is_none_or(|t| now >= t + self.config.subscription_count_interval_ms);
+            .is_none_or(|t| now >= t + self.config().subscription_count_interval_ms);
         if small || due {
             self.send_count(ch, now, fx);
         } else if !ch.count_pending {
             ch.count_pending = true;
             pending.push(Arc::clone(ch.name.as_arc()));
             if let Some(t) = ch.count_sent_ms {
-                self.wake_at(t + self.config.subscription_count_interval_ms);
+                self.wake_at(t + self.config().subscription_count_interval_ms);
             }
         }
     }
@@ -702,9 +718,9 @@ impl Hub {
                 event: event.to_owned(),
                 data: data.to_owned(),
                 frame: frame.clone(),
-                expires_ms: now + self.config.cache_ttl_ms,
+                expires_ms: now + self.config().cache_ttl_ms,
             });
-            self.wake_at(now + self.config.cache_ttl_ms);
+            self.wake_at(now + self.config().cache_ttl_ms);
             fx.delivery.add(ch.fanout(frame, except));
             counts(Some(ch))
         } else {
@@ -926,7 +942,7 @@ impl Hub {
                 }
                 let due = ch
                     .count_sent_ms
-                    .map_or(now, |t| t + self.config.subscription_count_interval_ms);
+                    .map_or(now, |t| t + self.config().subscription_count_interval_ms);
                 if now >= due {
                     self.send_count(ch, now, &mut fx);
                 } else {
@@ -935,7 +951,7 @@ impl Hub {
                 }
             }
             shard.pending_counts = still;
-            let interval = self.config.cache_miss_interval_ms;
+            let interval = self.config().cache_miss_interval_ms;
             shard.cache_misses.retain(|_, t| {
                 let keep = now < *t + interval;
                 if keep {

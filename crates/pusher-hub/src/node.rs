@@ -121,6 +121,12 @@ impl ClusterNode {
         self.apps.insert(app.to_owned(), hub);
     }
 
+    /// Stops hosting app `app` (deleted): messages for it are counted as
+    /// for an unknown app. Returns its hub, if it was hosted.
+    pub fn remove_app(&mut self, app: &str) -> Option<Arc<Hub>> {
+        self.apps.remove(app)
+    }
+
     /// The hub of `app`.
     pub fn hub(&self, app: &str) -> Option<&Arc<Hub>> {
         self.apps.get(app)

@@ -60,15 +60,16 @@ where
     resp
 }
 
-fn find_app<'a>(state: &'a State, app: &AppRef) -> Result<&'a Arc<App>, ApiError> {
+fn find_app(state: &State, app: &AppRef) -> Result<Arc<App>, ApiError> {
+    let apps = state.apps.current();
     match app {
-        AppRef::IdOrKey(id) => state
-            .apps
+        AppRef::IdOrKey(id) => apps
             .by_id_or_key(id)
+            .cloned()
             .ok_or_else(|| ApiError::new(404, "Unknown app")),
-        AppRef::Key(key) => state
-            .apps
+        AppRef::Key(key) => apps
             .by_key(key)
+            .cloned()
             .ok_or_else(|| ApiError::from(HttpAuthError::WrongKey)),
     }
 }

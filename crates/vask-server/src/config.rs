@@ -25,6 +25,9 @@ pub struct Config {
     /// Keep the apps in PostgreSQL instead of this file's `[[apps]]`.
     #[serde(default)]
     pub apps_store: Option<AppsStoreConfig>,
+    /// The file this was read from (SIGHUP reads it again).
+    #[serde(skip)]
+    pub file: Option<PathBuf>,
 }
 
 /// The admin API's settings.
@@ -494,7 +497,9 @@ impl Config {
                     path: path.clone(),
                     source,
                 })?;
-                Self::from_toml(&text, path)?
+                let mut config = Self::from_toml(&text, path)?;
+                config.file = Some(path.clone());
+                config
             }
             None => Self::default(),
         };

@@ -29,16 +29,18 @@ use hyper::{Method, Request, Response, StatusCode};
 use parking_lot::Mutex;
 use tokio::sync::{mpsc, watch};
 
-use crate::apps::Apps;
+use crate::apps::{Builder, Changes, LiveApps};
+use crate::config::ConfigError;
 use crate::config::{Config, ServerConfig};
 use crate::metrics::Metrics;
+use crate::source::AppsSource;
 use crate::{api, ws};
 
 /// What every connection task shares.
 #[derive(Debug)]
 pub struct State {
-    /// The hosted apps.
-    pub apps: Apps,
+    /// The hosted apps (replaced whole by a reload).
+    pub apps: LiveApps,
     /// Process-wide settings.
     pub config: ServerConfig,
     /// Metrics.
@@ -56,6 +58,10 @@ pub struct State {
     pub accepting: AtomicBool,
     /// Set when this server is a node of a cluster.
     pub cluster: Option<crate::cluster::Cluster>,
+    /// The admin API's bearer token (`None`: no admin API).
+    pub(crate) admin_token: Option<pusher_auth::Secret>,
+    /// Where the apps live.
+    pub(crate) source: AppsSource,
 }
 
 /// Held by every connection task; shutdown waits until all are dropped.
@@ -65,6 +71,31 @@ impl State {
     /// Milliseconds on the hub clock.
     pub fn now_ms(&self) -> u64 {
         self.start.elapsed().as_millis() as u64
+    }
+
+    /// Reloads the apps from where they live: the configuration file (read
+    /// again with the flags and environment of `cli`, and validated whole:
+    /// a bad file is refused, naming the field, and the apps in force
+    /// stay), or the store. Only the apps change; other settings need a
+    /// restart.
+    ///
+    /// # Errors
+    /// The file cannot be read or is invalid; the store cannot be read.
+    pub async fn reload(&self, cli: &crate::Cli) -> Result<Changes, ConfigError> {
+        match &self.source {
+            AppsSource::File(_) => {
+                let config = Config::load(cli)?;
+                self.apps.replace(&config.apps)
+            }
+        }
+    }
+
+    /// Takes in what the store holds now (after a write through the admin
+    /// API, or a change signalled by the database).
+    pub(crate) async fn reload_store(&self) -> Result<Changes, crate::admin::Refusal> {
+        match &self.source {
+            AppsSource::File(_) => Ok(Changes::default()),
+        }
     }
 
     /// The instant of a hub-clock time, for timers.
@@ -111,28 +142,26 @@ impl Endpoint {
         let (alive_tx, alive_rx) = mpsc::channel(1);
         let prepared = config.cluster.as_ref().map(crate::cluster::Prepared::new);
         let start = Instant::now();
-        let apps = Apps::new(
+        let clock = crate::cluster::Clock { origin: start };
+        let apps = LiveApps::new(
             &config.apps,
-            &crate::apps::Context {
-                server: &config.server,
-                metrics: &metrics,
+            Builder {
+                server: config.server.clone(),
+                metrics: metrics.clone(),
                 seed,
-                shutdown: &shutdown_rx,
-                alive: &alive_tx,
-                cluster: prepared.as_ref(),
-                origin: start,
+                shutdown: shutdown_rx.clone(),
+                alive: Mutex::new(Some(alive_tx.clone())),
+                cluster: prepared.as_ref().map(crate::cluster::Prepared::sinks),
+                cluster_changes: Mutex::new(None),
+                clock,
             },
         );
-        let clock = crate::cluster::Clock { origin: start };
-        for app in apps.iter() {
-            tokio::spawn(timers(app.clone(), clock, shutdown_rx.clone()));
-        }
-        tokio::spawn(peaks(apps.iter().cloned().collect(), shutdown_rx.clone()));
         // A cluster node refuses to start when its engine cannot be
         // reached, and answers only once it knows the cluster's state.
         let cluster = match (&config.cluster, prepared) {
             (Some(c), Some(prepared)) => {
                 let hubs = apps
+                    .current()
                     .iter()
                     .map(|a| {
                         (
@@ -143,10 +172,13 @@ impl Endpoint {
                         )
                     })
                     .collect();
+                let (changes_tx, changes) = mpsc::channel(crate::cluster::APP_CHANGES);
+                apps.set_cluster_changes(changes_tx);
                 let cluster = crate::cluster::start(
                     c,
                     prepared,
                     hubs,
+                    changes,
                     metrics.clone(),
                     clock,
                     closing_rx.clone(),
@@ -167,7 +199,10 @@ impl Endpoint {
             closing: closing_rx,
             accepting: AtomicBool::new(true),
             cluster,
+            admin_token: config.admin.token.clone(),
+            source: AppsSource::File(config.file.clone()),
         });
+        tokio::spawn(peaks(state.clone()));
         Ok(Self {
             state,
             alive: alive_tx,
@@ -195,6 +230,7 @@ impl Endpoint {
     /// reconnect (4200), new ones get 4200, webhooks flush.
     pub fn begin_shutdown(&self) {
         self.state.accepting.store(false, Ordering::SeqCst);
+        self.state.apps.release_alive();
         let _ = self.shutdown.send(true);
     }
 
@@ -227,7 +263,12 @@ impl Endpoint {
         .await
         .is_ok();
         if !done {
-            let open: usize = state.apps.iter().map(|a| a.hub.connection_count()).sum();
+            let open: usize = state
+                .apps
+                .current()
+                .iter()
+                .map(|a| a.hub.connection_count())
+                .sum();
             tracing::warn!(
                 connections = open,
                 "grace period over with connections still open; exiting"
@@ -236,50 +277,17 @@ impl Endpoint {
     }
 }
 
-/// One app's hub timers (throttled counts, cache expiry): sleeps until the
-/// hub's next deadline, or until it announces an earlier one.
-async fn timers(
-    app: Arc<crate::apps::App>,
-    clock: crate::cluster::Clock,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    loop {
-        let next = app.hub.poll_timeout();
-        let sleep = async {
-            match next {
-                Some(t) => tokio::time::sleep_until(clock.instant(t)).await,
-                None => std::future::pending().await,
-            }
-        };
-        let earlier = std::future::poll_fn(|cx| {
-            app.hub.register_timer(cx.waker());
-            if app.hub.poll_timeout() == next {
-                Poll::Pending
-            } else {
-                Poll::Ready(())
-            }
-        });
-        tokio::select! {
-            _ = sleep => {
-                let d = app.hub.handle_timeout(clock.now());
-                app.metrics.deliveries.inc_by(d.delivered);
-            }
-            _ = earlier => {}
-            _ = stopped(&mut shutdown) => return,
-        }
-    }
-}
-
 /// Records every app's open connections once a second, so that a new
 /// day's or month's peak starts from what is open then, and the other
 /// nodes' connections count as their heartbeats arrive.
-async fn peaks(apps: Vec<Arc<crate::apps::App>>, mut shutdown: watch::Receiver<bool>) {
+async fn peaks(state: Arc<State>) {
+    let mut shutdown = state.shutdown.clone();
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {
             _ = every.tick() => {
-                for app in &apps {
+                for app in state.apps.current().iter() {
                     app.usage.connections(app.hub.cluster_connection_count());
                 }
             }
@@ -382,6 +390,9 @@ where
                 ),
             );
             r
+        }
+        _ if path == "/admin" || path.starts_with("/admin/") => {
+            crate::admin::handle(&state, req).await
         }
         _ if path.starts_with("/apps/") || path.starts_with("/users/") => {
             api::handle(&state, req).await

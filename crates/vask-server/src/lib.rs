@@ -14,6 +14,7 @@
 //! # Ok(()) }
 //! ```
 
+mod admin;
 mod api;
 pub mod apps;
 mod banner;
@@ -23,6 +24,7 @@ mod conn;
 mod endpoint;
 pub mod metrics;
 mod server;
+mod source;
 mod tls;
 pub mod usage;
 mod webhooks;

@@ -1,7 +1,7 @@
 //! The `vask-server` binary: parses the command line, loads the
 //! configuration, prints how to connect, serves until SIGTERM or SIGINT.
 
-use std::io::Write;
+use std::io::{IsTerminal, Write};
 
 use clap::Parser;
 use tokio::signal::unix::{Signal, SignalKind, signal};
@@ -18,6 +18,8 @@ async fn main() {
         // A failed write of a log line is dropped, never reported on a
         // stderr that may be gone too.
         .log_internal_errors(false)
+        // Colours for a terminal only, not in a log file or a journal.
+        .with_ansi(std::io::stdout().is_terminal())
         .init();
     // Before anything can make a supervisor send a signal (the banner), so
     // that no SIGTERM meets the default action.
@@ -49,9 +51,13 @@ async fn main() {
         tracing::warn!("stdout is closed; the connection banner was not printed");
     }
     let stop = server.shutdown_handle();
-    tokio::spawn(signals.run(move || {
-        let _ = stop.send(true);
-    }));
+    tokio::spawn(signals.run(
+        move || {
+            let _ = stop.send(true);
+        },
+        server.state.clone(),
+        cli,
+    ));
     server.wait().await;
 }
 
@@ -72,15 +78,28 @@ impl Signals {
     }
 
     /// The first SIGTERM or SIGINT starts the shutdown, a second one exits at
-    /// once; SIGHUP is logged and ignored.
-    async fn run(mut self, shutdown: impl FnOnce()) {
+    /// once; SIGHUP reloads the apps.
+    async fn run(
+        mut self,
+        shutdown: impl FnOnce(),
+        state: std::sync::Arc<vask_server::State>,
+        cli: Cli,
+    ) {
         let mut shutdown = Some(shutdown);
         loop {
             let name = tokio::select! {
                 _ = self.term.recv() => "SIGTERM",
                 _ = self.int.recv() => "SIGINT",
                 _ = self.hup.recv() => {
-                    tracing::info!("SIGHUP received: nothing to reload (the configuration is read at start)");
+                    match state.reload(&cli).await {
+                        Ok(c) => tracing::info!(
+                            added = c.added, changed = c.changed, removed = c.removed,
+                            "SIGHUP: apps reloaded (other settings take a restart)"
+                        ),
+                        Err(e) => tracing::error!(
+                            "SIGHUP: apps not reloaded, the ones in force stay: {e}"
+                        ),
+                    }
                     continue;
                 }
             };

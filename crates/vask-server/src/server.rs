@@ -113,7 +113,12 @@ async fn run(
     endpoint.begin_shutdown();
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
     let drain = Duration::from_secs(state.config.drain_secs).min(grace);
-    let open: usize = state.apps.iter().map(|a| a.hub.connection_count()).sum();
+    let open: usize = state
+        .apps
+        .current()
+        .iter()
+        .map(|a| a.hub.connection_count())
+        .sum();
     tracing::info!(
         connections = open,
         drain_secs = drain.as_secs(),

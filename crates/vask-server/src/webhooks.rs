@@ -18,6 +18,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio::time::Instant;
 
+use crate::apps::{Life, Status};
 use crate::config::{AppConfig, WebhookConfig, WebhookSettings};
 use crate::endpoint::Alive;
 use crate::metrics::AppMetrics;
@@ -88,7 +89,8 @@ fn jitter(delay: Duration) -> Duration {
 }
 
 struct Sender {
-    app: AppConfig,
+    /// The app's current settings (receivers, secret), read per batch.
+    life: Arc<Life>,
     hub: Arc<Hub>,
     origin: std::time::Instant,
     settings: WebhookSettings,
@@ -118,7 +120,7 @@ fn https_client(settings: &WebhookSettings) -> Client<HttpsConnector<HttpConnect
 /// One app's webhook task. Holds `alive` so shutdown waits for its flush.
 #[allow(clippy::too_many_arguments)]
 pub(crate) async fn run(
-    app: AppConfig,
+    life: Arc<Life>,
     settings: WebhookSettings,
     metrics: AppMetrics,
     hub: Arc<Hub>,
@@ -127,8 +129,9 @@ pub(crate) async fn run(
     mut shutdown: watch::Receiver<bool>,
     alive: Alive,
 ) {
+    let mut status = life.status.subscribe();
     let sender = Arc::new(Sender {
-        app,
+        life,
         hub: hub.clone(),
         origin,
         settings: settings.clone(),
@@ -175,6 +178,11 @@ pub(crate) async fn run(
                 stopping = true;
                 batcher.release_all();
             }
+            _ = status.wait_for(|s| *s == Status::Deleted), if !stopping => {
+                // The app is deleted: the same, its connections are closing.
+                stopping = true;
+                batcher.release_all();
+            }
             Some(_) = deliveries.join_next(), if !deliveries.is_empty() => {}
         }
     }
@@ -192,15 +200,16 @@ fn flush(sender: &Arc<Sender>, events: Vec<WebhookEvent>, deliveries: &mut JoinS
     let sender = sender.clone();
     deliveries.spawn(async move {
         let mut targets = JoinSet::new();
-        for (i, target) in sender.app.webhooks.iter().enumerate() {
+        let app = sender.life.settings.read().clone();
+        for (i, target) in app.webhooks.iter().enumerate() {
             let mine: Vec<WebhookEvent> = events
                 .iter()
                 .filter(|e| wants(target, e))
                 .cloned()
                 .collect();
             if !mine.is_empty() {
-                let sender = sender.clone();
-                targets.spawn(async move { sender.deliver(i, mine).await });
+                let (sender, app) = (sender.clone(), app.clone());
+                targets.spawn(async move { sender.deliver(&app, i, mine).await });
             }
         }
         while targets.join_next().await.is_some() {}
@@ -226,22 +235,22 @@ fn flush(sender: &Arc<Sender>, events: Vec<WebhookEvent>, deliveries: &mut JoinS
 }
 
 impl Sender {
-    async fn deliver(&self, target: usize, events: Vec<WebhookEvent>) {
-        let t = &self.app.webhooks[target];
+    async fn deliver(&self, app: &AppConfig, target: usize, events: Vec<WebhookEvent>) {
+        let t = &app.webhooks[target];
         let n = events.len() as u64;
         let body = WebhookBody {
             time_ms: now_ms(),
             events,
         };
         let body = Bytes::from(serde_json::to_vec(&body).unwrap_or_default());
-        let signature = pusher_auth::sign_webhook(self.app.secret.expose(), &body);
+        let signature = pusher_auth::sign_webhook(app.secret.expose(), &body);
         let started = Instant::now();
         let budget = Duration::from_millis(self.settings.retry_budget_ms);
         let mut delay = Duration::from_millis(self.settings.retry_initial_ms);
         let mut attempts = 0u32;
         loop {
             attempts += 1;
-            let outcome = self.attempt(t, &body, &signature).await;
+            let outcome = self.attempt(app, t, &body, &signature).await;
             let reason = match outcome {
                 Ok(()) => {
                     self.metrics.webhooks_sent.inc();
@@ -253,17 +262,17 @@ impl Sender {
             let wait = jitter(delay);
             if *self.shutdown.borrow() {
                 self.metrics.dropped("webhook_shutdown", n);
-                tracing::warn!(app = %self.app.id, url = %t.url, events = n, attempts, %reason,
+                tracing::warn!(app = %app.id, url = %t.url, events = n, attempts, %reason,
                     "webhook not delivered before shutdown; dropped");
                 return;
             }
             if started.elapsed() + wait > budget {
                 self.metrics.dropped("webhook_retry_budget", n);
-                tracing::warn!(app = %self.app.id, url = %t.url, events = n, attempts, %reason,
+                tracing::warn!(app = %app.id, url = %t.url, events = n, attempts, %reason,
                     "webhook retry budget spent; dropped");
                 return;
             }
-            tracing::debug!(app = %self.app.id, url = %t.url, attempts, %reason, "webhook attempt failed; retrying");
+            tracing::debug!(app = %app.id, url = %t.url, attempts, %reason, "webhook attempt failed; retrying");
             let mut shutdown = self.shutdown.clone();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
@@ -275,13 +284,14 @@ impl Sender {
 
     async fn attempt(
         &self,
+        app: &AppConfig,
         t: &WebhookConfig,
         body: &Bytes,
         signature: &str,
     ) -> Result<(), String> {
         let mut req = hyper::Request::post(&t.url)
             .header("content-type", "application/json")
-            .header("x-pusher-key", &self.app.key)
+            .header("x-pusher-key", &app.key)
             .header("x-pusher-signature", signature);
         for (k, v) in &t.headers {
             req = req.header(k.as_str(), v.as_str());

@@ -55,7 +55,8 @@ fn admit(state: &State, app_key: Result<&str, ErrorCode>) -> Result<Arc<App>, Er
     if !state.accepting.load(Ordering::SeqCst) {
         return Err(ErrorCode::Reconnect);
     }
-    let app = state.apps.by_key(app_key?).ok_or(ErrorCode::AppNotFound)?;
+    let apps = state.apps.current();
+    let app = apps.by_key(app_key?).ok_or(ErrorCode::AppNotFound)?;
     if !app.config.enabled {
         return Err(ErrorCode::AppDisabled);
     }
@@ -266,6 +267,9 @@ async fn connection<R: Read, W: Write>(
     app.usage.connections(app.hub.cluster_connection_count());
     let write_timeout = Duration::from_secs(state.config.write_timeout_secs);
     let mut shutdown = state.shutdown.clone();
+    // Disabled or deleted since it was admitted: closed (checked at once).
+    let mut status = app.life.status.subscribe();
+    status.mark_changed();
     let mut buf = VecDeque::new();
     let mut control = Vec::new();
     let mut deadline = session.next_timeout();
@@ -285,6 +289,12 @@ async fn connection<R: Read, W: Write>(
                 let _ = outbox.push(ServerFrame::error_with(
                     ErrorCode::Reconnect, "Server closed. Please reconnect shortly.").encode());
                 break End::Close(ErrorCode::Reconnect);
+            }
+            Ok(()) = status.changed() => {
+                if let Some(code) = status.borrow_and_update().close_code() {
+                    let _ = outbox.push(ServerFrame::error(code).encode());
+                    break End::Close(code);
+                }
             }
             _ = async {
                 if !has_control {

@@ -226,7 +226,7 @@ async fn close_code(ws: &mut Ws) -> Option<u16> {
 }
 
 #[tokio::test]
-async fn sighup_is_logged_and_changes_nothing() {
+async fn sighup_without_a_file_keeps_the_apps_and_connections() {
     let port = free_port();
     let mut child = spawn(port, &["--drain-secs", "0"], Stdio::piped());
     let stdout = child.stdout.take().unwrap();
@@ -355,4 +355,97 @@ async fn sigterm_drains_instead_of_closing_the_port() {
     assert_eq!(code, Some(0));
     assert!(term.elapsed() >= Duration::from_secs(3), "the drain lasted");
     assert!(get_up(port).is_none(), "the port is closed after the drain");
+}
+
+/// Waits (at most 5 s) for a log line containing `needle`.
+fn line_with(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
+    let started = Instant::now();
+    loop {
+        let left = Duration::from_secs(5).saturating_sub(started.elapsed());
+        let line = rx
+            .recv_timeout(left)
+            .unwrap_or_else(|_| panic!("no log line with {needle:?}"));
+        if line.contains(needle) {
+            return line;
+        }
+    }
+}
+
+fn apps_file(apps: &[(&str, &str)]) -> String {
+    apps.iter()
+        .map(|(id, key)| {
+            format!("[[apps]]\nid = \"{id}\"\nkey = \"{key}\"\nsecret = \"s-{key}\"\n")
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn sighup_reloads_the_apps_file_and_refuses_a_bad_one() {
+    let dir = std::env::temp_dir().join(format!("vask-sighup-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("vask.toml");
+    std::fs::write(&file, apps_file(&[("1", "first")])).unwrap();
+    let port = free_port();
+    let mut child = spawn(
+        port,
+        &["--drain-secs", "0", "--config", file.to_str().unwrap()],
+        Stdio::piped(),
+    );
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    tokio::task::spawn_blocking(move || wait_up(port))
+        .await
+        .unwrap();
+    let connect = |key: &str| {
+        let url = format!("ws://127.0.0.1:{port}/app/{key}?protocol=7");
+        async move {
+            let (mut ws, _) = tokio_tungstenite::connect_async(url).await.unwrap();
+            let first = next_json(&mut ws).await;
+            (ws, first)
+        }
+    };
+    let (mut ws, first) = connect("first").await;
+    assert_eq!(first["event"], "pusher:connection_established");
+    assert_eq!(connect("second").await.1["data"]["code"], 4001);
+
+    // A good file: the new app serves at once, the open connection stays.
+    std::fs::write(&file, apps_file(&[("1", "first"), ("2", "second")])).unwrap();
+    signal(&child, "HUP");
+    let line = line_with(&rx, "SIGHUP");
+    assert!(
+        line.contains("apps reloaded") && line.contains("added=1"),
+        "{line}"
+    );
+    assert_eq!(
+        connect("second").await.1["event"],
+        "pusher:connection_established"
+    );
+
+    // A bad file: refused with the field named; the apps in force stay.
+    std::fs::write(&file, apps_file(&[("1", "first"), ("two", "second")])).unwrap();
+    signal(&child, "HUP");
+    let line = line_with(&rx, "SIGHUP");
+    assert!(
+        line.contains("apps[1].id") && line.contains("not reloaded"),
+        "{line}"
+    );
+    assert_eq!(
+        connect("second").await.1["event"],
+        "pusher:connection_established"
+    );
+    ws.send(Message::text(r#"{"event":"pusher:ping","data":{}}"#))
+        .await
+        .unwrap();
+    assert_eq!(next_json(&mut ws).await["event"], "pusher:pong");
+
+    signal(&child, "TERM");
+    assert_eq!(exit_code(&mut child, Duration::from_secs(10)), Some(0));
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -30,7 +30,7 @@ async fn a_client_that_pings_but_never_reads_is_still_cut_off() {
     c.server.write_timeout_secs = 1;
     c.server.outbox_capacity = 8;
     let s = start(c).await;
-    let app = s.state.apps.by_key("test-key").unwrap().clone();
+    let app = s.state.apps.current().by_key("test-key").unwrap().clone();
     let mut raw = RawWs::connect(s.addr, "test-key", Some(4096)).await;
     raw.send_text(r#"{"event":"pusher:subscribe","data":{"channel":"news"}}"#)
         .await;
@@ -76,7 +76,7 @@ async fn queued_bytes_are_bounded_not_only_frames() {
     c.server.outbox_max_bytes = 1024 * 1024;
     c.server.write_timeout_secs = 2;
     let s = start(c).await;
-    let app = s.state.apps.by_key("test-key").unwrap().clone();
+    let app = s.state.apps.current().by_key("test-key").unwrap().clone();
     let mut raw = RawWs::connect(s.addr, "test-key", Some(4096)).await;
     raw.send_text(r#"{"event":"pusher:subscribe","data":{"channel":"big"}}"#)
         .await;

@@ -233,7 +233,7 @@ async fn a_slow_consumer_is_cut_off_and_counted_without_slowing_others() {
     assert_eq!(received, 300);
     // The slow connection is gone and counted.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
-    let app = s.state.apps.by_key("test-key").unwrap().clone();
+    let app = s.state.apps.current().by_key("test-key").unwrap().clone();
     while app.hub.connection_count() != 1 {
         assert!(
             tokio::time::Instant::now() < deadline,

@@ -175,6 +175,42 @@ impl Prepared {
         Self { me, tx, rx, status }
     }
 
+    /// What makes the sinks of apps' hubs, now and later.
+    pub(crate) fn sinks(&self) -> Sinks {
+        Sinks {
+            me: self.me.clone(),
+            tx: self.tx.clone(),
+            status: self.status.clone(),
+        }
+    }
+}
+
+/// Makes the sink each app's hub sends its numbered messages into.
+#[derive(Debug, Clone)]
+pub(crate) struct Sinks {
+    pub(crate) me: NodeId,
+    tx: mpsc::Sender<Wire>,
+    status: Arc<ClusterStatus>,
+}
+
+/// An app the node starts or stops hosting while it runs.
+#[derive(Debug)]
+pub(crate) enum AppChange {
+    /// A new app (or a deleted one created again).
+    Add {
+        id: String,
+        hub: Arc<Hub>,
+        metrics: AppMetrics,
+        usage: Arc<AppUsage>,
+    },
+    /// A deleted app.
+    Remove(String),
+}
+
+/// App changes waiting for the node's driver.
+pub(crate) const APP_CHANGES: usize = 4096;
+
+impl Sinks {
     /// The sink an app's hub sends its numbered messages into.
     pub(crate) fn sink(&self, app: &str) -> Arc<dyn pusher_hub::ClusterSink> {
         let (tx, status) = (self.tx.clone(), self.status.clone());
@@ -228,10 +264,12 @@ impl Clock {
 /// Connects to the engine (refusing to start when it cannot be reached),
 /// starts the tasks, and waits until this node knows the cluster's state
 /// (or `node_timeout_ms` passed).
+#[allow(clippy::too_many_arguments)]
 pub(crate) async fn start(
     c: &ClusterConfig,
     prepared: Prepared,
     hubs: Vec<(String, Arc<Hub>, AppMetrics, Arc<AppUsage>)>,
+    changes: mpsc::Receiver<AppChange>,
     metrics: Arc<Metrics>,
     clock: Clock,
     closing: watch::Receiver<bool>,
@@ -273,7 +311,7 @@ pub(crate) async fn start(
         usage,
         reports: 0,
     };
-    tokio::spawn(driver.run(events, closing, alive));
+    tokio::spawn(driver.run(events, changes, closing, alive));
     // Answer for the cluster only once its state is known.
     let deadline = Instant::now() + Duration::from_millis(c.node_timeout_ms);
     while !status.synced.load(Ordering::Relaxed) && Instant::now() < deadline {
@@ -305,6 +343,7 @@ impl Driver {
     async fn run(
         mut self,
         mut events: mpsc::Receiver<BusEvent>,
+        mut changes: mpsc::Receiver<AppChange>,
         mut closing: watch::Receiver<bool>,
         alive: Alive,
     ) {
@@ -314,6 +353,7 @@ impl Driver {
             let wake = self.clock.instant(self.node.poll_timeout());
             tokio::select! {
                 _ = report.tick() => self.report_usage(),
+                Some(change) = changes.recv() => self.change(change),
                 ev = events.recv() => match ev {
                     Some(ev) => self.event(ev).await,
                     None => break,
@@ -417,6 +457,26 @@ impl Driver {
                     tracing::debug!(error = %e, "cluster message not understood");
                 }
             },
+        }
+    }
+
+    fn change(&mut self, change: AppChange) {
+        match change {
+            AppChange::Add {
+                id,
+                hub,
+                metrics,
+                usage,
+            } => {
+                self.node.add_app(&id, hub, self.clock.now());
+                self.usage.insert(id.clone(), usage);
+                self.app_metrics.insert(id, metrics);
+            }
+            AppChange::Remove(id) => {
+                let _ = self.node.remove_app(&id);
+                self.usage.remove(&id);
+                self.app_metrics.remove(&id);
+            }
         }
     }
 
