@@ -77,7 +77,7 @@ pub use node::{AppSink, ClusterNode, NodeOutcome};
 pub use queue::{ConnQueue, Drained};
 pub use refusal::Refusal;
 pub use remote::RemoteOutcome;
-pub use session::{Action, Outcome, Session};
+pub use session::{Action, Outcome, Refused, Session};
 pub use usage::{
     ClusterUsage, Counts, Meter, PeriodCounts, QuotaExceeded, Quotas, Span, Usage, UsageReport,
     rfc3339,

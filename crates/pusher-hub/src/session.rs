@@ -35,6 +35,19 @@ pub struct Outcome {
     pub delivery: Delivery,
 }
 
+/// A request the session refused in a call, kept for an observer (a debug
+/// console) to take with [`Session::take_refusal`]: set only on the refusal
+/// path, by moving what the refusal already built, so the happy path pays
+/// nothing.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Refused {
+    /// A `pusher:subscribe` was refused.
+    Subscription(Refusal),
+    /// A client event was refused (not relayed); the reason in words.
+    ClientEvent(&'static str),
+}
+
 struct Joined {
     name: ChannelName,
     /// The presence user id this connection joined as.
@@ -64,6 +77,9 @@ pub struct Session {
     window_start_ms: u64,
     window_events: u32,
     delivery: Delivery,
+    /// The last refusal, until taken (see [`Refused`]); boxed, so that it
+    /// costs a connection one word.
+    refused: Option<Box<Refused>>,
 }
 
 impl std::fmt::Debug for Session {
@@ -92,6 +108,7 @@ impl Session {
             window_start_ms: now,
             window_events: 0,
             delivery: Delivery::default(),
+            refused: None,
         }
     }
 
@@ -108,6 +125,12 @@ impl Session {
     /// Channels this connection is subscribed to.
     pub fn channels(&self) -> impl Iterator<Item = &ChannelName> {
         self.channels.values().map(|j| &j.name)
+    }
+
+    /// Takes the last refusal since the previous take (an observer takes
+    /// it before and after a call to learn what that call refused).
+    pub fn take_refusal(&mut self) -> Option<Refused> {
+        self.refused.take().map(|r| *r)
     }
 
     /// Runs one input, returning what it did; `delivery` collects the
@@ -226,6 +249,7 @@ impl Session {
                 channel,
                 error: refusal.to_error(),
             });
+            self.refused = Some(Box::new(Refused::Subscription(refusal)));
         }
     }
 
@@ -375,6 +399,9 @@ impl Session {
         let hub = Arc::clone(&self.hub);
         let config = hub.config();
         if !config.client_events {
+            self.refused = Some(Box::new(Refused::ClientEvent(
+                "client events are not enabled",
+            )));
             return self.error(
                 Some(ErrorCode::Unauthorized),
                 "Client events are not enabled for this app.",
@@ -384,6 +411,9 @@ impl Session {
             return self.error(None, e.to_string());
         }
         let Some(joined) = self.joined(channel) else {
+            self.refused = Some(Box::new(Refused::ClientEvent(
+                "not subscribed to the channel",
+            )));
             return self.error(
                 Some(ErrorCode::Unauthorized),
                 "The client is not a member of the specified channel.",
@@ -402,6 +432,7 @@ impl Session {
         }
         self.window_events += 1;
         if self.window_events > config.limits.client_events_per_sec {
+            self.refused = Some(Box::new(Refused::ClientEvent("over client_events_per_sec")));
             return self.error(
                 Some(ErrorCode::ClientEventRateLimit),
                 ErrorCode::ClientEventRateLimit.message(),

@@ -147,6 +147,7 @@ where
         return resp;
     }
     let r = call.finish(&app.hub, &body, state.now_ms());
+    app.metrics.console.api_call(&body, r.status);
     app.metrics.publishes.inc_by(r.publishes);
     app.metrics.deliveries.inc_by(r.delivery.delivered);
     if r.delivery.dropped > 0 {

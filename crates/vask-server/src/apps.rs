@@ -153,6 +153,7 @@ struct Notifications {
 
 impl NotificationSink for Notifications {
     fn notify(&self, n: Notification) {
+        self.metrics.console.notification(&n);
         if let Notification::CacheMiss { .. } = n {
             self.metrics.error("cache_miss");
         }

@@ -62,6 +62,8 @@ pub struct State {
     pub(crate) admin_token: Option<pusher_auth::Secret>,
     /// Where the apps live.
     pub(crate) source: AppsSource,
+    /// The debug console's sessions and feeds.
+    pub(crate) console: crate::console::Console,
 }
 
 /// Held by every connection task; shutdown waits until all are dropped.
@@ -201,8 +203,10 @@ impl Endpoint {
             cluster,
             admin_token: config.admin.token.clone(),
             source: AppsSource::File(config.file.clone()),
+            console: Default::default(),
         });
         tokio::spawn(peaks(state.clone()));
+        crate::console::start(&state);
         Ok(Self {
             state,
             alive: alive_tx,
@@ -359,6 +363,9 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
+    if crate::console::owns(req.uri().path()) {
+        return crate::console::handle(state, req, alive).await;
+    }
     if ws::is_upgrade(&req) {
         return ws::upgrade(state, req, alive);
     }

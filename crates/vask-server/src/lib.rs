@@ -21,6 +21,8 @@ mod banner;
 mod cluster;
 pub mod config;
 mod conn;
+// The debug console under /console (issue 16).
+mod console;
 mod endpoint;
 pub mod metrics;
 mod server;

@@ -99,6 +99,8 @@ pub struct AppMetrics {
     pub webhooks_sent: Counter,
     /// Webhook attempts that failed.
     pub webhook_attempts_failed: Counter,
+    /// The app's debug console feed (idle while no console page watches).
+    pub(crate) console: std::sync::Arc<crate::console::Tap>,
 }
 
 impl Default for Metrics {
@@ -289,6 +291,7 @@ impl Metrics {
             api_requests: self.api_requests.get_or_create(&l).clone(),
             webhooks_sent: self.webhooks_sent.get_or_create(&l).clone(),
             webhook_attempts_failed: self.webhook_attempts_failed.get_or_create(&l).clone(),
+            console: Default::default(),
         }
     }
 

@@ -248,6 +248,7 @@ impl AppUsage {
 
     fn refused(&self, log: usize, reason: &str, message: &str, now: u64) {
         self.metrics.quota_refused(reason);
+        self.metrics.console.quota_refused(reason, message);
         self.logs[log].refused(&self.app, reason, message, now);
     }
 }

@@ -254,6 +254,9 @@ impl Sender {
             let reason = match outcome {
                 Ok(()) => {
                     self.metrics.webhooks_sent.inc();
+                    self.metrics
+                        .console
+                        .webhook("sent", &t.url, n, attempts, "");
                     return;
                 }
                 Err(reason) => reason,
@@ -262,17 +265,26 @@ impl Sender {
             let wait = jitter(delay);
             if *self.shutdown.borrow() {
                 self.metrics.dropped("webhook_shutdown", n);
+                self.metrics
+                    .console
+                    .webhook("dropped", &t.url, n, attempts, &reason.to_string());
                 tracing::warn!(app = %app.id, url = %t.url, events = n, attempts, %reason,
                     "webhook not delivered before shutdown; dropped");
                 return;
             }
             if started.elapsed() + wait > budget {
                 self.metrics.dropped("webhook_retry_budget", n);
+                self.metrics
+                    .console
+                    .webhook("dropped", &t.url, n, attempts, &reason.to_string());
                 tracing::warn!(app = %app.id, url = %t.url, events = n, attempts, %reason,
                     "webhook retry budget spent; dropped");
                 return;
             }
             tracing::debug!(app = %app.id, url = %t.url, attempts, %reason, "webhook attempt failed; retrying");
+            self.metrics
+                .console
+                .webhook("retried", &t.url, n, attempts, &reason.to_string());
             let mut shutdown = self.shutdown.clone();
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}

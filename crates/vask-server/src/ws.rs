@@ -259,12 +259,14 @@ async fn connection<R: Read, W: Write>(
             if code == ErrorCode::OverConnectionQuota {
                 app.usage.connection_refused();
             }
+            app.metrics.console.refused_connection(code);
             return refuse(writer, code).await;
         }
     };
     app.metrics.connections.inc();
     app.metrics.connections_total.inc();
     app.usage.connections(app.hub.cluster_connection_count());
+    app.metrics.console.opened(session.socket_id());
     let write_timeout = Duration::from_secs(state.config.write_timeout_secs);
     let mut shutdown = state.shutdown.clone();
     // Disabled or deleted since it was admitted: closed (checked at once).
@@ -326,7 +328,11 @@ async fn connection<R: Read, W: Write>(
                     Some(Ok(Message::Text(t))) => {
                         app.metrics.messages_in.inc();
                         app.metrics.bytes_in.inc_by(t.len() as u64);
+                        let asked = app.metrics.console.asked(t.as_bytes(), &mut session);
                         let done = session.handle_text(t.as_bytes(), now);
+                        if let Some(asked) = asked {
+                            app.metrics.console.answered(asked, &mut session);
+                        }
                         count(&app, done.delivery);
                         if let Action::Close(code) = done.action {
                             break End::Close(code);
@@ -380,6 +386,12 @@ async fn connection<R: Read, W: Write>(
         }
     };
 
+    // For the debug console: who closed, with what code.
+    let closed_with = match &end {
+        End::Peer => None,
+        End::Close(code) => Some(*code),
+        End::Slow(_) => Some(ErrorCode::OverCapacity),
+    };
     match end {
         End::Peer => {}
         End::Close(code) => {
@@ -411,6 +423,7 @@ async fn connection<R: Read, W: Write>(
                 .await;
         }
     }
+    app.metrics.console.closed(session.socket_id(), closed_with);
     session.close(state.now_ms());
     app.metrics.connections.dec();
     outbox.close(ErrorCode::Reconnect);
