@@ -3,6 +3,7 @@
 #   - examples/django  (Django + pusher-http-python + pusher-js)
 #   - examples/node    (Express + the pusher npm package + pusher-js)
 #   - examples/echo    (Laravel Echo, pusher broadcaster + pusher-js)
+#   - the debug console (/console) watching a pusher-js client and the pusher SDK
 #
 #   tests/e2e/run.sh [path/to/vask-server]    (default: target/debug/vask-server)
 #
@@ -14,7 +15,7 @@
 #
 # Environment: E2E_TIMEOUT (seconds for the test run, default 240),
 # CHROMIUM (default /usr/bin/chromium), E2E_FAULT=stop-vask (negative control:
-# kills Vask mid-test, the run must fail), E2E_ONLY=django|node|echo.
+# kills Vask mid-test, the run must fail), E2E_ONLY=django|node|echo|console.
 set -uo pipefail
 set -m # background jobs get their own process group, so cleanup can kill whole trees
 
@@ -95,7 +96,7 @@ timeout 300 "$DJ/.venv/bin/python" -m pip install --quiet --disable-pip-version-
 
 section "e2e: $BIN (setup took $((SECONDS - START)) s)"
 rm -rf "$E2E_LOG_DIR" && mkdir -p "$E2E_LOG_DIR"
-FILES=(test/django.test.js test/node.test.js test/echo.test.js)
+FILES=(test/django.test.js test/node.test.js test/echo.test.js test/console.test.js)
 [ -n "${E2E_ONLY:-}" ] && FILES=("test/$E2E_ONLY.test.js")
 cd "$HERE" || exit 1
 VASK_BIN="$BIN" CHROMIUM="$CHROMIUM" timeout -k 10 "$E2E_TIMEOUT" \

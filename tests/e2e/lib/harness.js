@@ -108,13 +108,16 @@ async function waitForHttp(url, { timeoutMs = 20000, status, proc } = {}) {
   throw new Error(`${url} not ready within ${timeoutMs} ms (${last})${proc ? `\n${tail(proc.logFile)}` : ''}`);
 }
 
-/** Starts vask-server ($VASK_BIN, default target/debug/vask-server) on a free port. */
-async function startVask(name = 'vask') {
+/**
+ * Starts vask-server ($VASK_BIN, default target/debug/vask-server) on a free port;
+ * `env` adds to its environment (e.g. VASK_ADMIN_TOKEN).
+ */
+async function startVask(name = 'vask', env = {}) {
   const bin = process.env.VASK_BIN || path.join(ROOT, 'target/debug/vask-server');
   if (!fs.existsSync(bin)) throw new Error(`vask-server not found at ${bin} (cargo build -p vask-server)`);
   const port = await freePort();
   const proc = start(name, bin, ['--config', path.join(E2E, 'vask.e2e.toml'), '--host', '127.0.0.1', '--port', String(port)], {
-    env: { VASK_LOG: process.env.VASK_LOG || 'info' },
+    env: { VASK_LOG: process.env.VASK_LOG || 'info', ...env },
   });
   await waitForHttp(`http://127.0.0.1:${port}/up`, { status: 200, proc, timeoutMs: 15000 });
   return { ...APP, host: '127.0.0.1', port, proc, stop: () => proc.stop() };

@@ -77,6 +77,7 @@ const CSS: &str = include_str!("console.css");
 const APPS_JS: &str = include_str!("apps.js");
 const APP_JS: &str = include_str!("app.js");
 const COMMON_JS: &str = include_str!("common.js");
+const FAVICON: &str = include_str!("favicon.svg");
 
 /// The console's sessions and open feeds (one per endpoint).
 #[derive(Debug, Default)]
@@ -276,7 +277,9 @@ fn guard(r: &mut Resp) {
         HeaderName::from_static("x-content-type-options"),
         "nosniff",
     );
-    set(h, HeaderName::from_static("referrer-policy"), "no-referrer");
+    // Not `no-referrer`: Chromium then sends `Origin: null` with the
+    // login form, which the same-origin check refuses.
+    set(h, HeaderName::from_static("referrer-policy"), "same-origin");
 }
 
 fn page(status: StatusCode, html: String) -> Resp {
@@ -317,6 +320,7 @@ fn asset(file: &str) -> Resp {
         "apps.js" => (APPS_JS, "text/javascript; charset=utf-8"),
         "app.js" => (APP_JS, "text/javascript; charset=utf-8"),
         "common.js" => (COMMON_JS, "text/javascript; charset=utf-8"),
+        "favicon.svg" => (FAVICON, "image/svg+xml"),
         _ => return crate::api::error(StatusCode::NOT_FOUND, "Not found"),
     };
     let mut r = Response::new(Full::new(Bytes::from_static(body.as_bytes())));
