@@ -1,0 +1,345 @@
+//! The debug console's HTTP side over real sockets: no console without an
+//! admin token, login with a wrong and the right token, the session
+//! cookie's attributes, the live feed and the test-event form requiring the
+//! session, and no app secret in anything the console answers. The pages
+//! themselves are tested in Chromium (tests/e2e/test/console.test.js).
+
+mod support;
+
+use futures_util::StreamExt;
+use serde_json::Value;
+use support::*;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+
+const TOKEN: &str = "a-console-token-of-some-length";
+const SECRET: &str = "test-secret";
+
+/// One HTTP exchange: the status, the head (lower-cased) and the body.
+async fn http(
+    addr: std::net::SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, String, String) {
+    let mut req = format!(
+        "{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    req.push_str(body);
+    let (head, body) = raw_http(addr, req.as_bytes()).await.expect("an answer");
+    let code = head
+        .split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, head.to_ascii_lowercase(), body)
+}
+
+async fn with_token() -> vask_server::Running {
+    let mut c = config(vec![app()]);
+    c.admin.token = Some(TOKEN.into());
+    start(c).await
+}
+
+/// Logs in; returns the `Cookie` header value.
+async fn log_in(addr: std::net::SocketAddr) -> String {
+    let (status, head, _) = http(
+        addr,
+        "POST",
+        "/console/login",
+        &[("Content-Type", "application/x-www-form-urlencoded")],
+        &format!("token={TOKEN}"),
+    )
+    .await;
+    assert_eq!(status, 303, "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .expect("a session cookie");
+    cookie.split(';').next().unwrap().to_owned()
+}
+
+/// Opens the app's feed with `cookie`.
+async fn feed(
+    addr: std::net::SocketAddr,
+    cookie: Option<&str>,
+) -> Result<
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>,
+    WsError,
+> {
+    let mut req = format!("ws://{addr}/console/apps/1/feed")
+        .into_client_request()
+        .unwrap();
+    if let Some(c) = cookie {
+        req.headers_mut().insert("cookie", c.parse().unwrap());
+    }
+    tokio::time::timeout(WAIT, tokio_tungstenite::connect_async(req))
+        .await
+        .expect("the handshake answers in time")
+        .map(|(ws, _)| ws)
+}
+
+/// The next feed message of type `kind` (events: `"event:KIND"`), within
+/// [`WAIT`]; every message seen is added to `seen`.
+async fn next_of<S>(ws: &mut S, kind: &str, seen: &mut String) -> Value
+where
+    S: futures_util::Stream<Item = Result<Message, WsError>> + Unpin,
+{
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let msg = tokio::time::timeout_at(deadline, ws.next())
+            .await
+            .unwrap_or_else(|_| panic!("no {kind} in time; saw {seen}"))
+            .expect("feed open")
+            .expect("a message");
+        let Message::Text(t) = msg else { continue };
+        seen.push_str(&t);
+        seen.push('\n');
+        let v: Value = serde_json::from_str(&t).unwrap();
+        let this = match v["type"].as_str() {
+            Some("event") => format!("event:{}", v["kind"].as_str().unwrap_or("")),
+            Some(other) => other.to_owned(),
+            None => String::new(),
+        };
+        if this == kind {
+            return v;
+        }
+    }
+}
+
+#[tokio::test]
+async fn without_an_admin_token_there_is_no_console() {
+    let s = start(config(vec![app()])).await;
+    for path in [
+        "/console",
+        "/console/",
+        "/console/api/apps",
+        "/console/static/app.js",
+    ] {
+        let (status, _, body) = http(s.addr, "GET", path, &[], "").await;
+        assert_eq!(status, 404, "{path}");
+        let v: Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(v["code"], 404);
+    }
+    let (status, _, _) = http(s.addr, "POST", "/console/login", &[], "token=x").await;
+    assert_eq!(status, 404);
+    match feed(s.addr, None).await {
+        Err(WsError::Http(r)) => assert_eq!(r.status(), 404),
+        other => panic!("expected 404, got {:?}", other.map(|_| ())),
+    }
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_wrong_token_gets_the_login_page_again_and_is_counted() {
+    let s = with_token().await;
+    let (status, head, body) = http(s.addr, "GET", "/console", &[], "").await;
+    assert_eq!(status, 200);
+    assert!(head.contains("content-type: text/html"), "{head}");
+    assert!(body.contains(r#"name="token""#), "the login form: {body}");
+    for wrong in [
+        "token=nope",
+        "token=",
+        "",
+        "token=a-console-token-of-some-lengtH",
+    ] {
+        let (status, head, body) = http(s.addr, "POST", "/console/login", &[], wrong).await;
+        assert_eq!(status, 401, "{wrong}");
+        assert!(!head.contains("set-cookie"), "{head}");
+        assert!(body.contains("Wrong token."), "{body}");
+    }
+    let (_, _, metrics) = http(s.addr, "GET", "/metrics", &[], "").await;
+    assert!(
+        metrics.contains(r#"vask_refused_total{reason="console_login"} 4"#),
+        "{metrics}"
+    );
+    // Without a session the rest is closed.
+    let (status, _, _) = http(s.addr, "GET", "/console/api/apps", &[], "").await;
+    assert_eq!(status, 401);
+    let (status, head, _) = http(s.addr, "GET", "/console/apps/1", &[], "").await;
+    assert_eq!(status, 303, "the app page sends to the login: {head}");
+    let forged = [("Cookie", "vask_console=00112233")];
+    let (status, _, _) = http(s.addr, "GET", "/console/api/apps", &forged, "").await;
+    assert_eq!(status, 401);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_right_token_sets_a_strict_http_only_session_cookie() {
+    let s = with_token().await;
+    let (status, head, _) = http(
+        s.addr,
+        "POST",
+        "/console/login",
+        &[("Origin", &format!("http://{}", s.addr))],
+        &format!("token={TOKEN}"),
+    )
+    .await;
+    assert_eq!(status, 303, "{head}");
+    assert!(head.contains("location: /console\r\n"), "{head}");
+    let cookie = head
+        .lines()
+        .find_map(|l| l.strip_prefix("set-cookie: "))
+        .expect("a cookie");
+    let (pair, attrs) = cookie.split_once(';').unwrap();
+    let id = pair.strip_prefix("vask_console=").unwrap();
+    assert_eq!(id.len(), 64, "256 random bits in hex: {id}");
+    assert!(id.bytes().all(|b| b.is_ascii_hexdigit()));
+    for attr in ["httponly", "samesite=strict", "path=/console", "max-age="] {
+        assert!(attrs.contains(attr), "{attr} in {cookie}");
+    }
+    // Two logins, two sessions.
+    assert_ne!(log_in(s.addr).await, log_in(s.addr).await);
+    // A login posted from another site is refused.
+    let (status, _, _) = http(
+        s.addr,
+        "POST",
+        "/console/login",
+        &[("Origin", "http://evil.example")],
+        &format!("token={TOKEN}"),
+    )
+    .await;
+    assert_eq!(status, 403);
+    s.shutdown().await;
+}
+
+#[tokio::test]
+async fn the_feed_and_the_form_need_the_session_and_no_answer_shows_a_secret() {
+    let s = with_token().await;
+    let mut everything = String::new();
+    match feed(s.addr, None).await {
+        Err(WsError::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+    let (status, _, _) = http(
+        s.addr,
+        "POST",
+        "/console/apps/1/events",
+        &[("Content-Type", "application/json")],
+        r#"{"channel":"news","event":"e","data":"{}"}"#,
+    )
+    .await;
+    assert_eq!(status, 401);
+
+    let cookie = log_in(s.addr).await;
+    let c = [("Cookie", cookie.as_str())];
+    for path in [
+        "/console",
+        "/console/apps/1",
+        "/console/api/apps",
+        "/console/static/app.js",
+        "/console/static/apps.js",
+        "/console/static/common.js",
+        "/console/static/console.css",
+    ] {
+        let (status, head, body) = http(s.addr, "GET", path, &c, "").await;
+        assert_eq!(status, 200, "{path}");
+        assert!(
+            head.contains("content-security-policy: default-src 'none'"),
+            "{path}: {head}"
+        );
+        everything.push_str(&body);
+    }
+    let (_, _, apps) = http(s.addr, "GET", "/console/api/apps", &c, "").await;
+    let apps: Value = serde_json::from_str(&apps).unwrap();
+    assert_eq!(apps["apps"][0]["id"], "1");
+    assert_eq!(apps["apps"][0]["key"], "test-key");
+
+    let mut f = feed(s.addr, Some(&cookie)).await.expect("the feed opens");
+    let hello = next_of(&mut f, "hello", &mut everything).await;
+    assert_eq!(hello["app"]["id"], "1");
+    next_of(&mut f, "state", &mut everything).await;
+
+    // A client connects and subscribes: the feed tells.
+    let mut client = connect(s.addr, "test-key").await;
+    let opened = next_of(&mut f, "event:connection_opened", &mut everything).await;
+    assert_eq!(opened["socket_id"], client.socket_id.as_str());
+    client.subscribe("news").await;
+    let sub = next_of(&mut f, "event:subscribed", &mut everything).await;
+    assert_eq!(sub["channel"], "news");
+
+    // A publish through the API, with its data as text.
+    let api = Api::default_app(s.addr);
+    let body = serde_json::json!({"name": "ev", "channel": "news", "data": "<b>x</b>"});
+    let r = api
+        .call("POST", "events", &[], body.to_string().as_bytes())
+        .await;
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let publish = next_of(&mut f, "event:api_publish", &mut everything).await;
+    assert_eq!(publish["data"], "<b>x</b>");
+    assert_eq!(publish["event"], "ev");
+    assert_eq!(client.recv_event().await["event"], "ev");
+
+    // The test-event form, through the app's own API.
+    let (status, _, body) = http(
+        s.addr,
+        "POST",
+        "/console/apps/1/events",
+        &[("Cookie", &cookie), ("Content-Type", "application/json")],
+        r#"{"channel":"news","event":"from-console","data":"{\"n\":1}"}"#,
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+    everything.push_str(&body);
+    let got = client.recv_event().await;
+    assert_eq!(got["event"], "from-console");
+    assert_eq!(got["data"], r#"{"n":1}"#);
+    // A bad one gets the API's own error.
+    let (status, _, body) = http(
+        s.addr,
+        "POST",
+        "/console/apps/1/events",
+        &[("Cookie", &cookie), ("Content-Type", "application/json")],
+        r#"{"channel":"bad name","event":"e","data":"{}"}"#,
+    )
+    .await;
+    assert_eq!(status, 400, "{body}");
+    everything.push_str(&body);
+    // From another site: refused.
+    let (status, _, _) = http(
+        s.addr,
+        "POST",
+        "/console/apps/1/events",
+        &[("Cookie", &cookie), ("Origin", "http://evil.example")],
+        r#"{"channel":"news","event":"e","data":"{}"}"#,
+    )
+    .await;
+    assert_eq!(status, 403);
+
+    // A close, with who closed.
+    drop(client);
+    let closed = next_of(&mut f, "event:connection_closed", &mut everything).await;
+    assert!(closed["code"].is_null(), "{closed}");
+    let state = next_of(&mut f, "state", &mut everything).await;
+    assert!(state["history"]["connections"].is_array());
+
+    assert!(
+        !everything.contains(SECRET),
+        "a console answer shows the app secret"
+    );
+
+    // After logout the session is gone: the feed closes, a new one is refused.
+    let (status, head, _) = http(s.addr, "POST", "/console/logout", &c, "").await;
+    assert_eq!(status, 303);
+    assert!(head.contains("max-age=0"), "{head}");
+    let end = tokio::time::timeout(WAIT, async {
+        while let Some(Ok(m)) = f.next().await {
+            if m.is_close() {
+                break;
+            }
+        }
+    })
+    .await;
+    assert!(end.is_ok(), "the feed closes once the session ends");
+    match feed(s.addr, Some(&cookie)).await {
+        Err(WsError::Http(r)) => assert_eq!(r.status(), 401),
+        other => panic!("expected 401, got {:?}", other.map(|_| ())),
+    }
+    s.shutdown().await;
+}
