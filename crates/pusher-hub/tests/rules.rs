@@ -934,3 +934,30 @@ fn the_meter_counts_broadcasts_and_deliveries_and_refuses_client_events_over_quo
     assert!(b.take().is_empty() && c.take().is_empty());
     assert_eq!(meter.usage.snapshot(now).day.counts.deliveries, 9);
 }
+
+#[test]
+fn a_refusal_is_kept_for_an_observer_until_taken() {
+    use pusher_hub::{Refusal, Refused};
+    let hub = hub();
+    let mut a = Client::connect(&hub);
+    a.subscribe("news");
+    assert_eq!(a.session.take_refusal(), None, "nothing refused");
+    a.send(
+        r#"{"event":"pusher:subscribe","data":{"channel":"private-x","auth":""}}"#,
+        0,
+    );
+    match a.session.take_refusal() {
+        Some(Refused::Subscription(r @ Refusal::BadSignature(_))) => assert_eq!(r.status(), 401),
+        other => panic!("expected a bad signature, got {other:?}"),
+    }
+    assert_eq!(a.session.take_refusal(), None, "taken once");
+    // Client events are off in this config: refused, with the reason.
+    a.send(
+        r#"{"event":"client-x","channel":"private-x","data":"{}"}"#,
+        0,
+    );
+    assert!(matches!(
+        a.session.take_refusal(),
+        Some(Refused::ClientEvent(_))
+    ));
+}

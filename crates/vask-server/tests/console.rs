@@ -343,3 +343,41 @@ async fn the_feed_and_the_form_need_the_session_and_no_answer_shows_a_secret() {
     }
     s.shutdown().await;
 }
+
+#[tokio::test]
+async fn refusals_show_in_the_feed_with_their_reasons() {
+    let mut a = app();
+    a.limits.max_api_requests_per_sec = Some(1);
+    let mut c = config(vec![a]);
+    c.admin.token = Some(TOKEN.into());
+    let s = start(c).await;
+    let cookie = log_in(s.addr).await;
+    let mut f = feed(s.addr, Some(&cookie)).await.expect("the feed opens");
+    let mut seen = String::new();
+    next_of(&mut f, "hello", &mut seen).await;
+
+    // A forged private subscription.
+    let mut client = connect(s.addr, "test-key").await;
+    client
+        .send(r#"{"event":"pusher:subscribe","data":{"channel":"private-x","auth":"test-key:00"}}"#)
+        .await;
+    let r = next_of(&mut f, "event:subscription_refused", &mut seen).await;
+    assert_eq!(r["channel"], "private-x");
+    assert_eq!(r["code"], 401);
+    assert!(
+        r["text"].as_str().unwrap().contains("Invalid signature"),
+        "{r}"
+    );
+
+    // Over the API rate: the second call of the second is refused.
+    let api = Api::default_app(s.addr);
+    let mut refused = false;
+    for _ in 0..3 {
+        refused |= api.call("GET", "channels", &[], b"").await.status == 429;
+    }
+    assert!(refused, "the rate limit refused a call");
+    let q = next_of(&mut f, "event:quota_refused", &mut seen).await;
+    assert_eq!(q["reason"], "max_api_requests_per_sec");
+    assert!(!seen.contains(SECRET));
+    s.shutdown().await;
+}
