@@ -381,3 +381,72 @@ async fn refusals_show_in_the_feed_with_their_reasons() {
     assert!(!seen.contains(SECRET));
     s.shutdown().await;
 }
+
+/// In a cluster (on Redis): counts are the cluster's, an API publish on
+/// another node shows (naming that node), and none shows twice.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn in_a_cluster_the_console_shows_other_nodes_publishes_once() {
+    use support::cluster::*;
+    let engine = Engine::start(Kind::Redis);
+    let mut ca = node_config(&engine.url(), "a", cluster_app(None));
+    ca.admin.token = Some(TOKEN.into());
+    let a = vask_server::start(ca).await.expect("node a starts");
+    let b = node(&engine.url(), "b", cluster_app(None)).await;
+    let cookie = log_in(a.addr).await;
+    let mut f = feed(a.addr, Some(&cookie)).await.expect("the feed opens");
+    let mut seen = String::new();
+    next_of(&mut f, "hello", &mut seen).await;
+
+    // A client on node B counts on node A's page.
+    let mut on_b = connect(b.addr, "test-key").await;
+    on_b.subscribe("news").await;
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let s = next_of(&mut f, "state", &mut seen).await;
+        if s["connections"] == 1 && s["channels"][0]["name"] == "news" {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "B's client not counted: {s}"
+        );
+    }
+
+    let from_b = Api::default_app(b.addr)
+        .trigger(serde_json::json!({"name":"from-b","channel":"news","data":"1"}))
+        .await;
+    assert_eq!(from_b.status, 200);
+    let e = next_of(&mut f, "event:api_publish", &mut seen).await;
+    assert_eq!(e["event"], "from-b");
+    assert!(e["node"].as_str().unwrap().starts_with("b#"), "{e}");
+    assert_eq!(on_b.recv_event().await["event"], "from-b");
+
+    // A's own publish shows once (the bus's echo is not logged again).
+    for name in ["from-a", "marker"] {
+        let r = Api::default_app(a.addr)
+            .trigger(serde_json::json!({"name":name,"channel":"news","data":"2"}))
+            .await;
+        assert_eq!(r.status, 200);
+        assert_eq!(on_b.recv_event().await["event"], name);
+    }
+    loop {
+        let e = next_of(&mut f, "event:api_publish", &mut seen).await;
+        if e["event"] == "marker" {
+            break;
+        }
+    }
+    // Let an echo arrive if there were one.
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(300), async {
+        while let Some(Ok(m)) = f.next().await {
+            if let Message::Text(t) = m {
+                seen.push_str(&t);
+            }
+        }
+    })
+    .await;
+    assert_eq!(seen.matches(r#""event":"from-a""#).count(), 1, "{seen}");
+    assert_eq!(seen.matches(r#""event":"from-b""#).count(), 1, "{seen}");
+    a.shutdown().await;
+    b.shutdown().await;
+}

@@ -434,7 +434,7 @@ impl Driver {
                             Wire::App { app, .. } => Some(app.clone()),
                             _ => None,
                         };
-                        crate::console::remote(&self.app_metrics, &w);
+                        crate::console::remote(&self.app_metrics, self.node.me(), &w);
                         let outcome = self.node.handle(w, now);
                         let fanned_out = outcome.delivery.delivered + outcome.delivery.dropped;
                         if let Some(m) = app.and_then(|a| self.app_metrics.get(&a)) {

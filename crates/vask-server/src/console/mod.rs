@@ -148,7 +148,13 @@ async fn sample(state: Arc<State>) {
 }
 
 /// Events published on another node, as the cluster driver receives them.
-pub(crate) fn remote(apps: &HashMap<String, crate::metrics::AppMetrics>, wire: &pusher_hub::Wire) {
+/// The bus may echo this node's own messages (`me`): those were logged
+/// where they happened.
+pub(crate) fn remote(
+    apps: &HashMap<String, crate::metrics::AppMetrics>,
+    me: &pusher_hub::NodeId,
+    wire: &pusher_hub::Wire,
+) {
     if let pusher_hub::Wire::App {
         from,
         app,
@@ -162,6 +168,7 @@ pub(crate) fn remote(apps: &HashMap<String, crate::metrics::AppMetrics>, wire: &
             },
         ..
     } = wire
+        && from != me
         && let Some(m) = apps.get(app)
     {
         m.console
