@@ -450,3 +450,49 @@ async fn in_a_cluster_the_console_shows_other_nodes_publishes_once() {
     a.shutdown().await;
     b.shutdown().await;
 }
+
+/// Webhooks sent, retried and dropped show in the feed (a receiver that
+/// answers, and a port where nothing listens).
+#[tokio::test]
+async fn webhooks_sent_retried_and_dropped_show_in_the_feed() {
+    use support::cluster::{Hooks, cluster_app};
+    let (hook, hooks) = Hooks::start().await;
+    let mut a = cluster_app(Some(hook));
+    let dead = free_port_addr();
+    a.webhooks.push(vask_server::config::WebhookConfig {
+        url: format!("http://{dead}/hook"),
+        ..a.webhooks[0].clone()
+    });
+    let mut c = config(vec![a]);
+    c.admin.token = Some(TOKEN.into());
+    c.server.webhooks.batch_ms = 20;
+    c.server.webhooks.retry_initial_ms = 50;
+    c.server.webhooks.retry_budget_ms = 400;
+    c.server.webhooks.timeout_ms = 500;
+    let s = start(c).await;
+    let cookie = log_in(s.addr).await;
+    let mut f = feed(s.addr, Some(&cookie)).await.expect("the feed opens");
+    let mut seen = String::new();
+    next_of(&mut f, "hello", &mut seen).await;
+
+    let mut client = connect(s.addr, "test-key").await;
+    client.subscribe("news").await;
+    let occupied = next_of(&mut f, "event:channel_occupied", &mut seen).await;
+    assert_eq!(occupied["channel"], "news");
+    let sent = next_of(&mut f, "event:webhook_sent", &mut seen).await;
+    assert_eq!(sent["url"], format!("http://{hook}/hook"));
+    assert!(sent["events"].as_u64().unwrap() >= 1, "{sent}");
+    let retried = next_of(&mut f, "event:webhook_retried", &mut seen).await;
+    assert_eq!(retried["url"], format!("http://{dead}/hook"));
+    let dropped = next_of(&mut f, "event:webhook_dropped", &mut seen).await;
+    assert_eq!(dropped["url"], format!("http://{dead}/hook"));
+    assert!(dropped["attempts"].as_u64().unwrap() >= 2, "{dropped}");
+    assert!(!seen.contains(SECRET));
+    s.shutdown().await;
+}
+
+/// An address where nothing listens.
+fn free_port_addr() -> std::net::SocketAddr {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    l.local_addr().unwrap()
+}

@@ -238,10 +238,22 @@ describe('debug console', () => {
     while (Date.now() < end) {
       const ch = ['news', 'prices', 'orders-0', 'orders-1'][n % 4];
       await sdk.trigger(ch, n % 3 ? 'price-update' : 'order-created', { id: n, at: new Date().toISOString() });
+      if (n % 7 === 0) {
+        // A client event on the presence channel, from one of the clients.
+        await pages[n % pages.length].evaluate((k) => window.pusher.channel('presence-lobby').trigger('client-typing', { k }), n);
+      }
+      if (n % 50 === 25) {
+        // One client leaves and comes back.
+        await pages[1].evaluate(() => { window.pusher.disconnect(); window.pusher.connect(); });
+      }
       n++;
       await h.sleep(150 + (Math.sin(n / 40) + 1) * 200);
     }
     await h.waitText(admin, '#feed-status', 'live');
+    await admin.fill('#send-channel', 'news');
+    await admin.fill('#send-event', 'test-event');
+    await admin.fill('#send-data', '{"message": "hello from the console"}');
+    await admin.evaluate(() => { document.getElementById('send-status').textContent = ''; });
     await h.sleep(1500);
     await admin.setViewportSize({ width: 1280, height: 800 });
     await admin.screenshot({ path: path.resolve(h.ROOT, process.env.CONSOLE_SCREENSHOT) });

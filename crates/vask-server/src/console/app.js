@@ -50,11 +50,19 @@ function details(e) {
 
 function eventRow(e) {
   const who = e.event ? (e.socket_id ? `${e.event} (${e.socket_id})` : e.event) : (e.socket_id || '');
-  const tr = row([new Date(e.t).toLocaleTimeString(), e.kind, e.channel || '', who, details(e)]);
+  const tr = row([clock(e.t), e.kind, e.channel || '', who, details(e)]);
+  tr.firstChild.className = 'time';
   tr.firstChild.nextSibling.className = 'kind';
   tr.className = e.kind.replace(/^.*_/, '');
   tr.dataset.kind = e.kind;
   return tr;
+}
+
+/** HH:MM:SS.mmm, local time. */
+function clock(ms) {
+  const d = new Date(ms);
+  const two = (n) => String(n).padStart(2, '0');
+  return `${two(d.getHours())}:${two(d.getMinutes())}:${two(d.getSeconds())}.${String(d.getMilliseconds()).padStart(3, '0')}`;
 }
 
 function render() {
