@@ -482,6 +482,11 @@ async fn webhooks_sent_retried_and_dropped_show_in_the_feed() {
     let sent = next_of(&mut f, "event:webhook_sent", &mut seen).await;
     assert_eq!(sent["url"], format!("http://{hook}/hook"));
     assert!(sent["events"].as_u64().unwrap() >= 1, "{sent}");
+    hooks
+        .wait_for(WAIT, |n| {
+            n.iter().any(|e| e.starts_with("channel_occupied news"))
+        })
+        .await;
     let retried = next_of(&mut f, "event:webhook_retried", &mut seen).await;
     assert_eq!(retried["url"], format!("http://{dead}/hook"));
     let dropped = next_of(&mut f, "event:webhook_dropped", &mut seen).await;
