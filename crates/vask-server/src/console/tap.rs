@@ -8,8 +8,8 @@
 //! events (counted in `vask_dropped_total{reason="console_lagged"}` and
 //! shown on its page as "N events skipped").
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use pusher_hub::{Notification, Refused, Session, UsageReport};
@@ -27,7 +27,9 @@ pub(crate) const MINUTES: usize = 60;
 /// One app's console feed.
 pub(crate) struct Tap {
     viewers: AtomicUsize,
-    tx: broadcast::Sender<Arc<str>>,
+    /// Made when the first page watches: an app nobody watches holds no
+    /// queue.
+    tx: OnceLock<broadcast::Sender<Arc<str>>>,
     history: Mutex<History>,
 }
 
@@ -43,7 +45,7 @@ impl Default for Tap {
     fn default() -> Self {
         Self {
             viewers: AtomicUsize::new(0),
-            tx: broadcast::channel(QUEUE).0,
+            tx: OnceLock::new(),
             history: Mutex::new(History::default()),
         }
     }
@@ -98,7 +100,10 @@ impl Tap {
 
     /// Starts watching.
     pub(crate) fn watch(self: &Arc<Self>) -> Viewer {
-        let rx = self.tx.subscribe();
+        let rx = self
+            .tx
+            .get_or_init(|| broadcast::channel(QUEUE).0)
+            .subscribe();
         self.viewers.fetch_add(1, Ordering::Relaxed);
         Viewer {
             tap: self.clone(),
@@ -114,7 +119,9 @@ impl Tap {
             m.insert("t".into(), now_ms().into());
         }
         // No receiver left (the last viewer just went): nothing to do.
-        let _ = self.tx.send(Arc::from(fields.to_string()));
+        if let Some(tx) = self.tx.get() {
+            let _ = tx.send(Arc::from(fields.to_string()));
+        }
     }
 
     /// A connection opened.
