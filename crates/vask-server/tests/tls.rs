@@ -143,3 +143,34 @@ fn a_missing_certificate_is_refused_naming_the_field() {
     let e = c.validate().unwrap_err().to_string();
     assert!(e.contains("server.tls.key_file"), "{e}");
 }
+
+/// Over TLS the console's session cookie is `Secure`.
+#[tokio::test]
+async fn the_console_cookie_is_secure_over_tls() {
+    let mut c = config(vec![app()]);
+    c.server.tls = Some(TlsConfig {
+        cert_file: dir().join("cert.pem"),
+        key_file: dir().join("key.pem"),
+    });
+    c.admin.token = Some("a-console-token-of-some-length".into());
+    let s = start(c).await;
+    let mut stream = tls_stream(s.addr).await;
+    let body = "token=a-console-token-of-some-length";
+    let req = format!(
+        "POST /console/login HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(req.as_bytes()).await.unwrap();
+    let mut answer = Vec::new();
+    let _ = tokio::time::timeout(WAIT, stream.read_to_end(&mut answer)).await;
+    let answer = String::from_utf8_lossy(&answer).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 303"), "{answer}");
+    let cookie = answer
+        .lines()
+        .find(|l| l.starts_with("set-cookie:"))
+        .expect("a cookie");
+    assert!(cookie.contains("; secure"), "{cookie}");
+    assert!(cookie.contains("httponly"), "{cookie}");
+    s.shutdown().await;
+}

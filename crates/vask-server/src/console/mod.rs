@@ -204,7 +204,7 @@ where
             }
             redirect(
                 "/console",
-                Some(format!("{COOKIE_NAME}=; {}; Max-Age=0", attrs())),
+                Some(format!("{COOKIE_NAME}=; {}; Max-Age=0", attrs(&state))),
             )
         }
         (&Method::GET, ["static", file]) => asset(file),
@@ -240,9 +240,13 @@ fn session_id<B>(req: &Request<B>) -> Option<String> {
         .map(str::to_owned)
 }
 
-/// The session cookie's attributes.
-fn attrs() -> &'static str {
-    "Path=/console; HttpOnly; SameSite=Strict"
+/// The session cookie's attributes (`Secure` when this server speaks TLS).
+fn attrs(state: &State) -> &'static str {
+    if state.config.tls.is_some() {
+        "Path=/console; HttpOnly; SameSite=Strict; Secure"
+    } else {
+        "Path=/console; HttpOnly; SameSite=Strict"
+    }
 }
 
 /// A browser's request from another site is refused (beside `SameSite`).
@@ -395,7 +399,7 @@ where
             "/console",
             Some(format!(
                 "{COOKIE_NAME}={id}; {}; Max-Age={}",
-                attrs(),
+                attrs(state),
                 SESSION_TTL.as_secs()
             )),
         ),
