@@ -501,3 +501,34 @@ fn free_port_addr() -> std::net::SocketAddr {
     let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     l.local_addr().unwrap()
 }
+
+/// A page that does not keep up misses events: counted in
+/// `vask_dropped_total{reason="console_lagged"}` and told to the page.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_viewer_that_falls_behind_is_told_how_many_events_it_missed() {
+    let s = with_token().await;
+    let cookie = log_in(s.addr).await;
+    let mut f = feed(s.addr, Some(&cookie)).await.expect("the feed opens");
+    let mut seen = String::new();
+    next_of(&mut f, "hello", &mut seen).await;
+    // The feed is not read while 30 000 events happen (300 publishes to
+    // 100 channels, with some data): the socket's buffers fill, then the
+    // queue.
+    let api = Api::default_app(s.addr);
+    let channels: Vec<String> = (0..100).map(|i| format!("c{i}")).collect();
+    let data = "x".repeat(200);
+    for _ in 0..300 {
+        let r = api
+            .trigger(serde_json::json!({"name":"e","channels":channels,"data":data}))
+            .await;
+        assert_eq!(r.status, 200);
+    }
+    let skipped = next_of(&mut f, "skipped", &mut seen).await;
+    assert!(skipped["n"].as_u64().unwrap() > 0, "{skipped}");
+    let (_, _, metrics) = http(s.addr, "GET", "/metrics", &[], "").await;
+    assert!(
+        metrics.contains(r#"vask_dropped_total{app="1",reason="console_lagged"}"#),
+        "{metrics}"
+    );
+    s.shutdown().await;
+}
