@@ -570,12 +570,20 @@ where
     let mut every = tokio::time::interval(Duration::from_secs(1));
     every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     every.reset();
+    // Logged once per page, then only counted.
+    let mut lagged = false;
     loop {
         let out = tokio::select! {
             r = viewer.rx.recv() => match r {
                 Ok(line) => line.to_string(),
                 Err(RecvError::Lagged(n)) => {
                     app.metrics.dropped("console_lagged", n);
+                    if !lagged {
+                        lagged = true;
+                        tracing::info!(app = %app.config.id, skipped = n,
+                            "a console page fell behind its app's events; it misses some \
+                             (vask_dropped_total reason=console_lagged)");
+                    }
                     json!({ "type": "skipped", "n": n }).to_string()
                 }
                 Err(RecvError::Closed) => return,
