@@ -508,7 +508,13 @@ fn feed<B>(
     let on_upgrade = hyper::upgrade::on(&mut req);
     tokio::spawn(async move {
         if let Ok(upgraded) = on_upgrade.await {
-            let config = WebSocketConfig::default().max_message_size(Some(4096));
+            // The page sends nothing but control frames: small reads; the
+            // writes are bounded by WRITE_TIMEOUT and the send buffer.
+            let config = WebSocketConfig::default()
+                .read_buffer_size(1024)
+                .max_write_buffer_size(1 << 20)
+                .max_message_size(Some(4096))
+                .max_frame_size(Some(4096));
             let ws = WebSocketStream::from_raw_socket(
                 TokioIo::new(upgraded),
                 Role::Server,
@@ -593,7 +599,10 @@ where
                     let _ = ws.close(None).await;
                     return;
                 }
-                snapshot(app).to_string()
+                app.metrics
+                    .console
+                    .state_line(Duration::from_millis(900), || snapshot(app).to_string())
+                    .to_string()
             }
             msg = ws.next() => match msg {
                 Some(Ok(Message::Close(_)) | Err(_)) | None => return,

@@ -31,6 +31,9 @@ pub(crate) struct Tap {
     /// queue.
     tx: OnceLock<broadcast::Sender<Arc<str>>>,
     history: Mutex<History>,
+    /// The last state line made for this app's pages, and when: pages
+    /// watching the same app share it (one channel scan a second).
+    state: Mutex<Option<(std::time::Instant, Arc<str>)>>,
 }
 
 impl std::fmt::Debug for Tap {
@@ -47,6 +50,7 @@ impl Default for Tap {
             viewers: AtomicUsize::new(0),
             tx: OnceLock::new(),
             history: Mutex::new(History::default()),
+            state: Mutex::new(None),
         }
     }
 }
@@ -347,6 +351,24 @@ impl Tap {
         self.history
             .lock()
             .sample(now, connections as u64, c.broadcasts, c.deliveries);
+    }
+
+    /// The state line for the pages: the one made less than `max_age`
+    /// ago, else a new one from `make`.
+    pub(crate) fn state_line(
+        &self,
+        max_age: std::time::Duration,
+        make: impl FnOnce() -> String,
+    ) -> Arc<str> {
+        let mut state = self.state.lock();
+        match &*state {
+            Some((at, line)) if at.elapsed() < max_age => line.clone(),
+            _ => {
+                let line: Arc<str> = Arc::from(make());
+                *state = Some((std::time::Instant::now(), line.clone()));
+                line
+            }
+        }
     }
 
     /// The last hour, oldest minute first.
