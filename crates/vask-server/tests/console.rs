@@ -378,6 +378,16 @@ async fn refusals_show_in_the_feed_with_their_reasons() {
     assert!(refused, "the rate limit refused a call");
     let q = next_of(&mut f, "event:quota_refused", &mut seen).await;
     assert_eq!(q["reason"], "max_api_requests_per_sec");
+
+    // The app disabled: its connection is closed by the server, with the
+    // code and its meaning.
+    let mut disabled = app();
+    disabled.enabled = false;
+    s.state.apps.replace(&[disabled]).unwrap();
+    let closed = next_of(&mut f, "event:connection_closed", &mut seen).await;
+    assert_eq!(closed["socket_id"], client.socket_id.as_str());
+    assert_eq!(closed["code"], 4003);
+    assert_eq!(closed["text"], "Application disabled");
     assert!(!seen.contains(SECRET));
     s.shutdown().await;
 }
