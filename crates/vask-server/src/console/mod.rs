@@ -685,3 +685,53 @@ where
     guard(&mut r);
     r
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sessions_are_random_bounded_and_expire() {
+        let c = Console::default();
+        let first = c.new_session().unwrap();
+        assert_eq!(first.len(), 64);
+        assert!(c.valid(&first));
+        assert!(!c.valid("not-a-session"));
+        // Past the bound, the oldest goes.
+        let mut ids: Vec<String> = (0..MAX_SESSIONS)
+            .map(|_| c.new_session().unwrap())
+            .collect();
+        assert!(!c.valid(&first), "the oldest session was dropped");
+        assert_eq!(c.sessions.lock().len(), MAX_SESSIONS);
+        ids.sort();
+        ids.dedup();
+        assert_eq!(ids.len(), MAX_SESSIONS, "ids do not repeat");
+        // An expired one is not valid, and goes at the next login.
+        let old = ids[0].clone();
+        c.sessions
+            .lock()
+            .insert(old.clone(), Instant::now() - Duration::from_secs(1));
+        assert!(!c.valid(&old));
+        c.new_session().unwrap();
+        assert!(!c.sessions.lock().contains_key(&old));
+        c.end(&ids[1]);
+        assert!(!c.valid(&ids[1]));
+    }
+
+    #[test]
+    fn only_same_origin_browser_requests_pass() {
+        let req = |origin: Option<&str>| {
+            let mut b = Request::builder().header(HOST, "127.0.0.1:6001");
+            if let Some(o) = origin {
+                b = b.header(ORIGIN, o);
+            }
+            b.body(()).unwrap()
+        };
+        assert!(same_origin(&req(None)));
+        assert!(same_origin(&req(Some("http://127.0.0.1:6001"))));
+        assert!(same_origin(&req(Some("https://127.0.0.1:6001"))));
+        assert!(!same_origin(&req(Some("http://127.0.0.1:6002"))));
+        assert!(!same_origin(&req(Some("null"))));
+        assert!(!same_origin(&req(Some("http://evil.example"))));
+    }
+}
