@@ -934,3 +934,45 @@ fn the_meter_counts_broadcasts_and_deliveries_and_refuses_client_events_over_quo
     assert!(b.take().is_empty() && c.take().is_empty());
     assert_eq!(meter.usage.snapshot(now).day.counts.deliveries, 9);
 }
+
+#[test]
+fn set_config_applies_to_what_comes_next_and_keeps_what_is_in_place() {
+    let hub = hub();
+    let mut a = Client::connect(&hub);
+    a.subscribe("news");
+    a.take();
+    let mut c = config();
+    c.secret = "rotated".into();
+    c.limits.max_connections = Some(1);
+    c.app_id = "another id".into();
+    hub.set_config(c);
+    // The id is the hub's own; the rest is new.
+    assert_eq!(hub.config().app_id, support::config().app_id);
+    assert_eq!(hub.config().secret.expose(), "rotated");
+    // The old secret's signature fails, the new one's works.
+    let id = a.socket_id();
+    let old = pusher_auth::sign_channel(support::KEY, support::SECRET, &id, "private-a", None);
+    a.send(
+        &format!(
+            r#"{{"event":"pusher:subscribe","data":{{"channel":"private-a","auth":"{old}"}}}}"#
+        ),
+        0,
+    );
+    assert!(a.take()[0].contains("pusher:subscription_error"));
+    let new = pusher_auth::sign_channel(support::KEY, "rotated", &id, "private-a", None);
+    a.send(
+        &format!(
+            r#"{{"event":"pusher:subscribe","data":{{"channel":"private-a","auth":"{new}"}}}}"#
+        ),
+        0,
+    );
+    assert!(a.take()[0].contains("pusher_internal:subscription_succeeded"));
+    // The open connection and its subscription stay; the new limit
+    // refuses the next connection.
+    assert_eq!(
+        hub.connect(Arc::new(Recorder::default()), 0).unwrap_err(),
+        ErrorCode::OverConnectionQuota
+    );
+    publish(&hub, &["news"], "e", "{}", 0);
+    assert_eq!(a.take().len(), 1);
+}
