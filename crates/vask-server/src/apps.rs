@@ -306,6 +306,9 @@ impl LiveApps {
             }
         }
         *self.current.write() = Arc::new(next);
+        if !changes.is_empty() {
+            self.builder.metrics.apps_reloads.inc();
+        }
         Ok(changes)
     }
 
