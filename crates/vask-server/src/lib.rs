@@ -23,6 +23,7 @@ mod conn;
 mod endpoint;
 pub mod metrics;
 mod server;
+pub mod store;
 mod tls;
 pub mod usage;
 mod webhooks;
