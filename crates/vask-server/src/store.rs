@@ -10,7 +10,8 @@
 //! configuration file's `[[apps]]` are ([`validate_apps`]): a row edited
 //! into nonsense is a [`StoreError::Invalid`] naming the app and the field.
 //!
-//! TLS to the database is not supported yet (`sslmode=require` is refused).
+//! TLS to the database is not supported yet: a URL with `sslmode=require`
+//! fails to connect.
 
 use std::collections::BTreeMap;
 use std::future::{Future, poll_fn};
@@ -160,7 +161,7 @@ impl PgStore {
 
     /// [`PgStore::connect`] with other timeouts and delays.
     pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
-        let redacted = redact(url);
+        let redacted = redact_url(url);
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Invalid(format!("apps store URL {redacted:?}: {}", chain(&e)))
         })?;
@@ -560,6 +561,22 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// The URL for logs: its password, in the user part or as a `password=`
+/// parameter, replaced by `***`.
+fn redact_url(url: &str) -> String {
+    let mut out = redact(url);
+    let mut from = 0;
+    while let Some(i) = out[from..].find("password=") {
+        let start = from + i + "password=".len();
+        let end = out[start..]
+            .find(['&', ' '])
+            .map_or(out.len(), |j| start + j);
+        out.replace_range(start..end, "***");
+        from = start + 3;
+    }
+    out
+}
+
 /// The columns of `app` that are not columns of their own, as one object.
 fn settings(app: &AppConfig) -> Value {
     let mut v = serde_json::to_value(app).expect("an AppConfig serializes");
@@ -707,6 +724,22 @@ mod tests {
         app.limits.max_batch_events = 0;
         let e = check(&[app]).unwrap_err().to_string();
         assert!(e.contains("app 42: limits.max_batch_events"), "{e}");
+    }
+
+    #[test]
+    fn urls_are_logged_without_passwords() {
+        assert_eq!(
+            redact_url("postgres://vask:pw@db:5432/vask"),
+            "postgres://vask:***@db:5432/vask"
+        );
+        assert_eq!(
+            redact_url("postgres://db/vask?user=v&password=pw&sslmode=disable"),
+            "postgres://db/vask?user=v&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgres://db/vask?password=pw"),
+            "postgres://db/vask?password=***"
+        );
     }
 
     #[tokio::test]

@@ -518,6 +518,12 @@ async fn a_wrong_password_is_refused_and_the_right_one_is_not_shown() {
         "{e:?}"
     );
     assert!(!e.to_string().contains("not-it"), "{e}");
+    // No TLS yet: a URL that demands it fails (rather than going in clear).
+    let e = PgStore::connect(&format!("{}?sslmode=require", pg.url()))
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, StoreError::Unreachable(_)), "{e:?}");
+    eprintln!("sslmode=require: {e}");
     let store = PgStore::connect(&pg.url()).await.unwrap();
     let debug = format!("{store:?}");
     assert!(!debug.contains(support::postgres::PASSWORD), "{debug}");
