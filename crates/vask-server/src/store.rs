@@ -348,8 +348,8 @@ impl PgStore {
     /// right after each (re)connection, since changes may have been missed
     /// meanwhile. A lost connection is logged once, counted in
     /// [`PgStore::disconnects`], and reopened with backoff (by default
-    /// 100 ms doubling to 5 s); its return is logged once. The task ends when `changed` is
-    /// closed. Must be called within a tokio runtime.
+    /// 100 ms doubling to 5 s); its return is logged once. The task ends
+    /// when `changed` is closed. Must be called within a tokio runtime.
     pub fn watch(&self, changed: mpsc::Sender<()>) {
         let config = self.config.clone();
         let disconnects = self.disconnects.clone();
