@@ -10,7 +10,8 @@
 //! configuration file's `[[apps]]` are ([`validate_apps`]): a row edited
 //! into nonsense is a [`StoreError::Invalid`] naming the app and the field.
 //!
-//! TLS to the database is not supported yet (`sslmode=require` is refused).
+//! TLS to the database is not supported yet: a URL with `sslmode=require`
+//! fails to connect.
 
 use std::collections::BTreeMap;
 use std::future::{Future, poll_fn};
@@ -29,18 +30,40 @@ use crate::config::{AppConfig, ConfigError, redact, validate_apps};
 /// The NOTIFY channel the `vask_apps` trigger sends each changed app's id on.
 pub const CHANNEL: &str = "vask_apps_changed";
 
-/// How long connecting (TCP, authentication, startup) may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
-/// How long one query may take.
-const QUERY_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long the migrations may take, waiting for another node's included.
-const MIGRATE_TIMEOUT: Duration = Duration::from_secs(30);
-/// The watcher's reconnection delays: the first, doubled up to the last.
-const BACKOFF_FIRST: Duration = Duration::from_millis(100);
-const BACKOFF_MAX: Duration = Duration::from_secs(5);
-/// The watcher checks that its connection is alive this often (a peer gone
-/// without a FIN would otherwise never be noticed).
-const PING_EVERY: Duration = Duration::from_secs(10);
+/// A store's timeouts and delays. The defaults suit production; tests
+/// shorten them to see a silent database noticed quickly.
+#[derive(Debug, Clone)]
+pub struct StoreOptions {
+    /// How long connecting (TCP, authentication, startup) may take.
+    pub connect_timeout: Duration,
+    /// How long one query may take; a connection that did not answer in
+    /// time is dropped and a new one opened for the next query.
+    pub query_timeout: Duration,
+    /// How long the migrations may take, waiting for another node's
+    /// included.
+    pub migrate_timeout: Duration,
+    /// The watcher checks that its connection is alive this often (a peer
+    /// gone without a FIN would otherwise never be noticed).
+    pub ping_every: Duration,
+    /// The watcher's first reconnection delay, doubled after each failure...
+    pub backoff_first: Duration,
+    /// ...up to this.
+    pub backoff_max: Duration,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(5),
+            query_timeout: Duration::from_secs(10),
+            migrate_timeout: Duration::from_secs(30),
+            ping_every: Duration::from_secs(10),
+            backoff_first: Duration::from_millis(100),
+            backoff_max: Duration::from_secs(5),
+        }
+    }
+}
+
 /// The key of the advisory lock the migrations run under ("vask" in ASCII).
 const MIGRATION_LOCK: i64 = 0x7661_736b;
 
@@ -115,6 +138,7 @@ pub struct PgStore {
     redacted: String,
     client: tokio::sync::Mutex<Option<Arc<Client>>>,
     disconnects: Arc<AtomicU64>,
+    options: StoreOptions,
 }
 
 impl std::fmt::Debug for PgStore {
@@ -132,19 +156,25 @@ impl PgStore {
     /// transaction each, recorded in `vask_schema`, under an advisory lock so
     /// that nodes starting together are safe).
     pub async fn connect(url: &str) -> Result<Self, StoreError> {
-        let redacted = redact(url);
+        Self::connect_with(url, StoreOptions::default()).await
+    }
+
+    /// [`PgStore::connect`] with other timeouts and delays.
+    pub async fn connect_with(url: &str, options: StoreOptions) -> Result<Self, StoreError> {
+        let redacted = redact_url(url);
         let mut config: tokio_postgres::Config = url.parse().map_err(|e| {
             StoreError::Invalid(format!("apps store URL {redacted:?}: {}", chain(&e)))
         })?;
         config
-            .connect_timeout(CONNECT_TIMEOUT)
+            .connect_timeout(options.connect_timeout)
             .application_name("vask-server");
-        let mut client = open(&config).await?;
-        match tokio::time::timeout(MIGRATE_TIMEOUT, migrate(&mut client)).await {
+        let mut client = open(&config, options.connect_timeout).await?;
+        let limit = options.migrate_timeout;
+        match tokio::time::timeout(limit, migrate(&mut client)).await {
             Ok(r) => r?,
             Err(_) => {
                 return Err(StoreError::Unreachable(format!(
-                    "schema migrations did not finish within {MIGRATE_TIMEOUT:?}"
+                    "schema migrations did not finish within {limit:?}"
                 )));
             }
         }
@@ -153,6 +183,7 @@ impl PgStore {
             redacted,
             client: tokio::sync::Mutex::new(Some(Arc::new(client))),
             disconnects: Arc::default(),
+            options,
         })
     }
 
@@ -170,7 +201,7 @@ impl PgStore {
     /// Every app, ordered by id (numerically: ids are numeric strings).
     pub async fn list(&self) -> Result<Vec<AppConfig>, StoreError> {
         let client = self.client().await?;
-        let rows = bounded(client.query(
+        let rows = self.bounded(&client, client.query(
             "SELECT id, key, secret, enabled, settings FROM vask_apps ORDER BY length(id), id",
             &[],
         ))
@@ -186,11 +217,15 @@ impl PgStore {
     /// The app with this id, if any.
     pub async fn get(&self, id: &str) -> Result<Option<AppConfig>, StoreError> {
         let client = self.client().await?;
-        let row = bounded(client.query_opt(
-            "SELECT id, key, secret, enabled, settings FROM vask_apps WHERE id = $1",
-            &[&id],
-        ))
-        .await?;
+        let row = self
+            .bounded(
+                &client,
+                client.query_opt(
+                    "SELECT id, key, secret, enabled, settings FROM vask_apps WHERE id = $1",
+                    &[&id],
+                ),
+            )
+            .await?;
         let Some(row) = row else { return Ok(None) };
         let app = app_from_row(&row)?;
         check(std::slice::from_ref(&app))?;
@@ -201,7 +236,7 @@ impl PgStore {
     pub async fn create(&self, app: &AppConfig) -> Result<(), StoreError> {
         check(std::slice::from_ref(app))?;
         let client = self.client().await?;
-        bounded(client.execute(
+        self.bounded(&client, client.execute(
             "INSERT INTO vask_apps (id, key, secret, enabled, settings) VALUES ($1, $2, $3, $4, $5)",
             &[&app.id, &app.key, &app.secret.expose(), &app.enabled, &settings(app)],
         ))
@@ -216,7 +251,7 @@ impl PgStore {
     pub async fn update(&self, app: &AppConfig) -> Result<bool, StoreError> {
         check(std::slice::from_ref(app))?;
         let client = self.client().await?;
-        let n = bounded(client.execute(
+        let n = self.bounded(&client, client.execute(
             "UPDATE vask_apps SET key = $2, secret = $3, enabled = $4, settings = $5 WHERE id = $1",
             &[
                 &app.id,
@@ -235,7 +270,12 @@ impl PgStore {
     /// when there is none.
     pub async fn delete(&self, id: &str) -> Result<bool, StoreError> {
         let client = self.client().await?;
-        let n = bounded(client.execute("DELETE FROM vask_apps WHERE id = $1", &[&id])).await?;
+        let n = self
+            .bounded(
+                &client,
+                client.execute("DELETE FROM vask_apps WHERE id = $1", &[&id]),
+            )
+            .await?;
         Ok(n > 0)
     }
 
@@ -266,14 +306,17 @@ impl PgStore {
             .collect();
         let batch = Value::Array(batch);
         let client = self.client().await?;
-        bounded(client.execute(
-            "INSERT INTO vask_usage (node, app_id, report)
+        self.bounded(
+            &client,
+            client.execute(
+                "INSERT INTO vask_usage (node, app_id, report)
              SELECT r->>'node', r->>'app_id', r->'report'
              FROM jsonb_array_elements($1::jsonb) AS r
              JOIN vask_apps AS a ON a.id = r->>'app_id'
              ON CONFLICT (node, app_id) DO UPDATE SET report = EXCLUDED.report, updated_at = now()",
-            &[&batch],
-        ))
+                &[&batch],
+            ),
+        )
         .await?;
         Ok(())
     }
@@ -281,7 +324,7 @@ impl PgStore {
     /// Every kept figure: (node, app id, report), ordered by app then node.
     pub async fn load_usage(&self) -> Result<Vec<(String, String, UsageReport)>, StoreError> {
         let client = self.client().await?;
-        let rows = bounded(client.query(
+        let rows = self.bounded(&client, client.query(
             "SELECT node, app_id, report FROM vask_usage ORDER BY length(app_id), app_id, node",
             &[],
         ))
@@ -304,18 +347,19 @@ impl PgStore {
     /// reload" doorbell, so a full channel is fine) on every NOTIFY, and
     /// right after each (re)connection, since changes may have been missed
     /// meanwhile. A lost connection is logged once, counted in
-    /// [`PgStore::disconnects`], and reopened with backoff (100 ms doubling
-    /// to 5 s); its return is logged once. The task ends when `changed` is
-    /// closed.
+    /// [`PgStore::disconnects`], and reopened with backoff (by default
+    /// 100 ms doubling to 5 s); its return is logged once. The task ends
+    /// when `changed` is closed. Must be called within a tokio runtime.
     pub fn watch(&self, changed: mpsc::Sender<()>) {
         let config = self.config.clone();
         let disconnects = self.disconnects.clone();
         let url = self.redacted.clone();
+        let opts = self.options.clone();
         tokio::spawn(async move {
             let mut lost = false;
-            let mut backoff = BACKOFF_FIRST;
+            let mut backoff = opts.backoff_first;
             loop {
-                let reason = match listen(&config, &changed, &mut lost, &url).await {
+                let reason = match listen(&config, &opts, &changed, &mut lost, &url).await {
                     Ok(()) => return,
                     Err(reason) => reason,
                 };
@@ -324,7 +368,7 @@ impl PgStore {
                 } else {
                     // Connected until now (or never tried): a new loss.
                     lost = true;
-                    backoff = BACKOFF_FIRST;
+                    backoff = opts.backoff_first;
                     disconnects.fetch_add(1, Ordering::Relaxed);
                     tracing::warn!(url = %url, "apps store: change feed lost ({reason}); reconnecting");
                 }
@@ -332,9 +376,32 @@ impl PgStore {
                     _ = changed.closed() => return,
                     _ = tokio::time::sleep(backoff) => {}
                 }
-                backoff = (backoff * 2).min(BACKOFF_MAX);
+                backoff = (backoff * 2).min(opts.backoff_max);
             }
         });
+    }
+
+    /// Runs a query of `client` within the query timeout. A connection that
+    /// did not answer in time is dropped, so that the next query opens a new
+    /// one rather than wait on a peer that may be gone without a word.
+    async fn bounded<T>(
+        &self,
+        client: &Arc<Client>,
+        fut: impl Future<Output = Result<T, tokio_postgres::Error>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.options.query_timeout;
+        match tokio::time::timeout(limit, fut).await {
+            Ok(r) => r.map_err(db),
+            Err(_) => {
+                let mut slot = self.client.lock().await;
+                if slot.as_ref().is_some_and(|c| Arc::ptr_eq(c, client)) {
+                    *slot = None;
+                }
+                Err(StoreError::Unreachable(format!(
+                    "no answer within {limit:?}"
+                )))
+            }
+        }
     }
 
     /// The query connection, reopened if it was lost.
@@ -344,7 +411,7 @@ impl PgStore {
             return Ok(c.clone());
         }
         *slot = None;
-        let c = Arc::new(open(&self.config).await?);
+        let c = Arc::new(open(&self.config, self.options.connect_timeout).await?);
         *slot = Some(c.clone());
         Ok(c)
     }
@@ -356,17 +423,19 @@ impl PgStore {
 /// listening.
 async fn listen(
     config: &tokio_postgres::Config,
+    opts: &StoreOptions,
     changed: &mpsc::Sender<()>,
     lost: &mut bool,
     url: &str,
 ) -> Result<(), String> {
-    let connecting = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls));
+    let (connect_timeout, query_timeout) = (opts.connect_timeout, opts.query_timeout);
+    let connecting = tokio::time::timeout(connect_timeout, config.connect(NoTls));
     let (client, mut conn) = tokio::select! {
         _ = changed.closed() => return Ok(()),
         r = connecting => match r {
             Ok(Ok(pair)) => pair,
             Ok(Err(e)) => return Err(chain(&e)),
-            Err(_) => return Err(format!("no connection within {CONNECT_TIMEOUT:?}")),
+            Err(_) => return Err(format!("no connection within {connect_timeout:?}")),
         },
     };
     let ring = || {
@@ -399,11 +468,11 @@ async fn listen(
         }
     }
     let sql = format!("LISTEN {CHANNEL}");
-    let listening = tokio::time::timeout(QUERY_TIMEOUT, client.batch_execute(&sql));
+    let listening = tokio::time::timeout(query_timeout, client.batch_execute(&sql));
     match driving(&mut conn, &ring, listening).await? {
         Ok(Ok(())) => {}
         Ok(Err(e)) => return Err(chain(&e)),
-        Err(_) => return Err(format!("LISTEN not answered within {QUERY_TIMEOUT:?}")),
+        Err(_) => return Err(format!("LISTEN not answered within {query_timeout:?}")),
     }
     if std::mem::take(lost) {
         tracing::info!(url = %url, "apps store: change feed back");
@@ -413,27 +482,26 @@ async fn listen(
         let idle = async {
             tokio::select! {
                 _ = changed.closed() => true,
-                _ = tokio::time::sleep(PING_EVERY) => false,
+                _ = tokio::time::sleep(opts.ping_every) => false,
             }
         };
         if driving(&mut conn, &ring, idle).await? {
             return Ok(());
         }
-        let ping = tokio::time::timeout(QUERY_TIMEOUT, client.simple_query(""));
+        let ping = tokio::time::timeout(query_timeout, client.simple_query(""));
         match driving(&mut conn, &ring, ping).await? {
             Ok(Ok(_)) => {}
             Ok(Err(e)) => return Err(chain(&e)),
-            Err(_) => return Err(format!("ping not answered within {QUERY_TIMEOUT:?}")),
+            Err(_) => return Err(format!("ping not answered within {query_timeout:?}")),
         }
     }
 }
 
-/// Opens a connection (bounded by [`CONNECT_TIMEOUT`]) and drives it in a
-/// task of its own.
-async fn open(config: &tokio_postgres::Config) -> Result<Client, StoreError> {
-    let (client, conn) = tokio::time::timeout(CONNECT_TIMEOUT, config.connect(NoTls))
+/// Opens a connection (within `limit`) and drives it in a task of its own.
+async fn open(config: &tokio_postgres::Config, limit: Duration) -> Result<Client, StoreError> {
+    let (client, conn) = tokio::time::timeout(limit, config.connect(NoTls))
         .await
-        .map_err(|_| StoreError::Unreachable(format!("no connection within {CONNECT_TIMEOUT:?}")))?
+        .map_err(|_| StoreError::Unreachable(format!("no connection within {limit:?}")))?
         .map_err(|e| StoreError::Unreachable(chain(&e)))?;
     tokio::spawn(async move {
         if let Err(e) = conn.await {
@@ -447,6 +515,11 @@ async fn open(config: &tokio_postgres::Config) -> Result<Client, StoreError> {
 /// transaction, all under one advisory lock so that only one node migrates
 /// at a time (the others then find nothing left to do).
 async fn migrate(client: &mut Client) -> Result<(), StoreError> {
+    // A unique violation here is no conflict of the caller's making.
+    let db = |e| match db(e) {
+        StoreError::Conflict(c) => StoreError::Db(format!("unique violation ({c})")),
+        other => other,
+    };
     for version in 1..=SCHEMA_VERSION {
         let tx = client.transaction().await.map_err(db)?;
         tx.execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
@@ -486,6 +559,22 @@ async fn migrate(client: &mut Client) -> Result<(), StoreError> {
         tracing::info!("apps store: schema migrated to v{version}");
     }
     Ok(())
+}
+
+/// The URL for logs: its password, in the user part or as a `password=`
+/// parameter, replaced by `***`.
+fn redact_url(url: &str) -> String {
+    let mut out = redact(url);
+    let mut from = 0;
+    while let Some(i) = out[from..].find("password=") {
+        let start = from + i + "password=".len();
+        let end = out[start..]
+            .find(['&', ' '])
+            .map_or(out.len(), |j| start + j);
+        out.replace_range(start..end, "***");
+        from = start + 3;
+    }
+    out
 }
 
 /// The columns of `app` that are not columns of their own, as one object.
@@ -571,18 +660,6 @@ fn check(apps: &[AppConfig]) -> Result<(), StoreError> {
     })
 }
 
-/// Runs a query within [`QUERY_TIMEOUT`].
-async fn bounded<T>(
-    fut: impl Future<Output = Result<T, tokio_postgres::Error>>,
-) -> Result<T, StoreError> {
-    match tokio::time::timeout(QUERY_TIMEOUT, fut).await {
-        Ok(r) => r.map_err(db),
-        Err(_) => Err(StoreError::Unreachable(format!(
-            "no answer within {QUERY_TIMEOUT:?}"
-        ))),
-    }
-}
-
 /// A unique violation as [`StoreError::Conflict`] naming what is taken.
 fn conflict(e: StoreError, app: &AppConfig) -> StoreError {
     match e {
@@ -647,6 +724,22 @@ mod tests {
         app.limits.max_batch_events = 0;
         let e = check(&[app]).unwrap_err().to_string();
         assert!(e.contains("app 42: limits.max_batch_events"), "{e}");
+    }
+
+    #[test]
+    fn urls_are_logged_without_passwords() {
+        assert_eq!(
+            redact_url("postgres://vask:pw@db:5432/vask"),
+            "postgres://vask:***@db:5432/vask"
+        );
+        assert_eq!(
+            redact_url("postgres://db/vask?user=v&password=pw&sslmode=disable"),
+            "postgres://db/vask?user=v&password=***&sslmode=disable"
+        );
+        assert_eq!(
+            redact_url("postgres://db/vask?password=pw"),
+            "postgres://db/vask?password=***"
+        );
     }
 
     #[tokio::test]

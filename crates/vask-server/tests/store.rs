@@ -12,7 +12,7 @@ use support::postgres::Postgres;
 use tokio::sync::mpsc;
 use vask_server::AppConfig;
 use vask_server::config::WebhookConfig;
-use vask_server::store::{PgStore, SCHEMA_VERSION, StoreError};
+use vask_server::store::{PgStore, SCHEMA_VERSION, StoreError, StoreOptions};
 
 /// v1's DDL, as a database made by the first release has it.
 const V1: &str = "
@@ -282,6 +282,79 @@ async fn the_watcher_rings_again_after_the_database_restarts() {
 }
 
 #[tokio::test]
+async fn a_silent_database_is_noticed_and_its_return_too() {
+    let pg = Postgres::start();
+    let options = StoreOptions {
+        connect_timeout: Duration::from_millis(500),
+        query_timeout: Duration::from_millis(500),
+        ping_every: Duration::from_millis(200),
+        ..StoreOptions::default()
+    };
+    let store = PgStore::connect_with(&pg.url(), options).await.unwrap();
+    let (tx, mut rx) = mpsc::channel(1);
+    store.watch(tx);
+    assert!(rung(&mut rx, Duration::from_secs(5)).await, "first ring");
+
+    // Only the store's query connection goes silent: one query times out,
+    // and the next is made on a new connection.
+    store.list().await.unwrap();
+    let pid: i32 = psql(&pg)
+        .await
+        .query_one(
+            "SELECT pid FROM pg_stat_activity WHERE application_name = 'vask-server' AND query LIKE 'SELECT id, key%'",
+            &[],
+        )
+        .await
+        .unwrap()
+        .get(0);
+    let kill = |sig: &str| {
+        let ok = std::process::Command::new("kill")
+            .args([sig, &pid.to_string()])
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok, "kill {sig} {pid}");
+    };
+    kill("-STOP");
+    let e = store.list().await.unwrap_err();
+    assert!(matches!(e, StoreError::Unreachable(_)), "{e:?}");
+    let t = Instant::now();
+    assert!(store.list().await.unwrap().is_empty());
+    assert!(
+        t.elapsed() < Duration::from_millis(400),
+        "{:?}",
+        t.elapsed()
+    );
+    kill("-CONT");
+
+    // Then the whole server.
+    pg.pause();
+    let t = Instant::now();
+    let e = store.list().await.unwrap_err();
+    assert!(matches!(e, StoreError::Unreachable(_)), "{e:?}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // The next query opens a new connection, which is bounded too.
+    let t = Instant::now();
+    let e = store.get("1").await.unwrap_err();
+    assert!(matches!(e, StoreError::Unreachable(_)), "{e:?}");
+    assert!(t.elapsed() < Duration::from_secs(2), "{:?}", t.elapsed());
+    // The watcher's ping goes unanswered: the loss is counted.
+    let t = Instant::now();
+    while store.disconnects() == 0 {
+        assert!(t.elapsed() < Duration::from_secs(3), "loss not noticed");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    pg.resume();
+    assert!(
+        rung(&mut rx, Duration::from_secs(8)).await,
+        "ring after the thaw"
+    );
+    assert_eq!(store.disconnects(), 1);
+    assert!(store.list().await.unwrap().is_empty());
+}
+
+#[tokio::test]
 async fn invalid_rows_are_reported_with_the_app_and_field() {
     let pg = Postgres::start();
     let store = PgStore::connect(&pg.url()).await.unwrap();
@@ -445,6 +518,12 @@ async fn a_wrong_password_is_refused_and_the_right_one_is_not_shown() {
         "{e:?}"
     );
     assert!(!e.to_string().contains("not-it"), "{e}");
+    // No TLS yet: a URL that demands it fails (rather than going in clear).
+    let e = PgStore::connect(&format!("{}?sslmode=require", pg.url()))
+        .await
+        .unwrap_err();
+    assert!(matches!(&e, StoreError::Unreachable(_)), "{e:?}");
+    eprintln!("sslmode=require: {e}");
     let store = PgStore::connect(&pg.url()).await.unwrap();
     let debug = format!("{store:?}");
     assert!(!debug.contains(support::postgres::PASSWORD), "{debug}");

@@ -238,6 +238,44 @@ impl Postgres {
         );
     }
 
+    /// Freezes the server (SIGSTOP to it and its backends): connections
+    /// stay open and nothing answers, as with a peer gone without a word.
+    pub fn pause(&self) {
+        self.signal("-STOP");
+    }
+
+    /// Thaws a paused server.
+    pub fn resume(&self) {
+        self.signal("-CONT");
+    }
+
+    fn signal(&self, sig: &str) {
+        assert!(self.try_signal(sig), "kill {sig} to the server failed");
+    }
+
+    fn try_signal(&self, sig: &str) -> bool {
+        let pid_file = self.dir.join("data").join("postmaster.pid");
+        let Ok(text) = std::fs::read_to_string(&pid_file) else {
+            return false;
+        };
+        let pid = text.lines().next().unwrap_or_default().trim().to_owned();
+        // Its children (backends, background workers) by parent pid, then
+        // the postmaster itself.
+        let Ok(children) = Command::new("pgrep").args(["-P", &pid]).output() else {
+            return false;
+        };
+        let mut pids: Vec<String> = String::from_utf8_lossy(&children.stdout)
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect();
+        pids.push(pid);
+        Command::new("kill")
+            .arg(sig)
+            .args(&pids)
+            .status()
+            .is_ok_and(|s| s.success())
+    }
+
     /// Stops and starts it again on the same port.
     pub fn restart(&self) {
         self.stop();
@@ -248,6 +286,8 @@ impl Postgres {
 impl Drop for Postgres {
     fn drop(&mut self) {
         // Not `run`: it may already be stopped, and a panic in drop aborts.
+        // A paused server is thawed first, or it could not stop.
+        self.try_signal("-CONT");
         let bin = bin_dir().join("pg_ctl");
         let data = self.data();
         let args = ["-D", data.as_str(), "-m", "immediate", "-w", "stop"];
