@@ -36,6 +36,7 @@ use crate::metrics::Metrics;
 use crate::source::AppsSource;
 use crate::store::{PgStore, StoreError};
 use crate::{api, ws};
+use pusher_hub::Millis;
 
 /// What every connection task shares.
 #[derive(Debug)]
@@ -71,9 +72,9 @@ pub struct State {
 pub(crate) type Alive = mpsc::Sender<()>;
 
 impl State {
-    /// Milliseconds on the hub clock.
-    pub fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+    /// Now, on the hub clock.
+    pub fn now(&self) -> Millis {
+        Millis::from(self.start.elapsed())
     }
 
     /// Reloads the apps from where they live: the configuration file (read
@@ -124,8 +125,8 @@ impl State {
     }
 
     /// The instant of a hub-clock time, for timers.
-    pub fn instant(&self, ms: u64) -> tokio::time::Instant {
-        tokio::time::Instant::from_std(self.start + Duration::from_millis(ms.min(u64::MAX / 4)))
+    pub fn instant(&self, t: Millis) -> tokio::time::Instant {
+        crate::cluster::Clock { origin: self.start }.instant(t)
     }
 }
 
