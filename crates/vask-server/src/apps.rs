@@ -267,7 +267,8 @@ impl LiveApps {
     /// Replaces the hosted apps with `apps`, validated as a whole first (a
     /// bad list is refused and the apps in force stay). Apps are matched by
     /// id: one that stays keeps its hub, connections and usage, and takes
-    /// its new settings at once.
+    /// its new settings at once. Call it inside the server's tokio runtime
+    /// (a new app's timers and webhooks start as tasks).
     ///
     /// # Errors
     /// The list is invalid; the error names the field.

@@ -155,10 +155,13 @@ pub struct Endpoint {
 impl Endpoint {
     /// Builds every app's hub and starts their timers, webhooks and (with
     /// `[cluster]`) the cluster node; in a cluster, returns once the node
-    /// knows the cluster's state. Needs a tokio runtime.
+    /// knows the cluster's state. With `[apps_store]`, the apps (and the
+    /// usage kept) are read from PostgreSQL first, and followed there.
+    /// Needs a tokio runtime.
     ///
     /// # Errors
-    /// The cluster engine cannot be reached.
+    /// The cluster engine or the apps store cannot be reached, or the store
+    /// holds an invalid app.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::default());
         let seed = std::time::SystemTime::now()
