@@ -501,11 +501,26 @@ pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
 async fn follow_store(state: Arc<State>, mut rung: mpsc::Receiver<()>) {
     let mut shutdown = state.shutdown.clone();
     let mut failing = false;
+    let AppsSource::Postgres(store) = &state.source else {
+        return;
+    };
+    // The change feed lost: the store is down until a reload succeeds.
+    let mut lost = store.disconnects();
+    let mut every = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             r = rung.recv() => if r.is_none() { return },
+            _ = every.tick() => {
+                if store.disconnects() != lost {
+                    lost = store.disconnects();
+                    state.metrics.apps_store_up.set(0);
+                }
+                continue;
+            }
             _ = stopped(&mut shutdown) => return,
         }
+        // A reload after a loss tells whether the store is back.
+        lost = store.disconnects();
         match state.reload_store().await {
             Ok(c) => {
                 if failing {

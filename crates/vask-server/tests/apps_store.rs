@@ -310,6 +310,12 @@ async fn a_lost_database_keeps_the_node_serving_and_it_catches_up() {
     db.stop();
     // Still serving from memory; writes say the store is unreachable.
     assert!(accepted(a.addr, &key).await.is_ok());
+    within(Duration::from_secs(5), "vask_apps_store_up 0", || async {
+        reqwest_metrics(a.addr)
+            .await
+            .contains("vask_apps_store_up 0")
+    })
+    .await;
     let (status, e) = admin(
         a.addr,
         "PATCH",
