@@ -10,7 +10,9 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use pusher_hub::{Action, ConnQueue, Drained, Hub, HubConfig, Outcome, Publish, Session};
+use std::time::Duration;
+
+use pusher_hub::{Action, ConnQueue, Drained, Hub, HubConfig, Millis, Outcome, Publish, Session};
 use pusher_proto::http::InfoRequest;
 use pusher_proto::{ChannelName, ErrorCode};
 
@@ -23,7 +25,7 @@ struct Conn {
 }
 
 impl Conn {
-    fn open(hub: &Arc<Hub>, name: &'static str, now: u64) -> Result<Self, ErrorCode> {
+    fn open(hub: &Arc<Hub>, name: &'static str, now: Millis) -> Result<Self, ErrorCode> {
         let queue = Arc::new(ConnQueue::new(1024, 1 << 20));
         let session = hub.connect(queue.clone(), now)?;
         Ok(Self {
@@ -35,7 +37,7 @@ impl Conn {
     }
 
     /// Feeds a frame as the peer would send it, and acts on the outcome.
-    fn send(&mut self, frame: &str, now: u64) {
+    fn send(&mut self, frame: &str, now: Millis) {
         let outcome = self.session.handle_text(frame.as_bytes(), now);
         self.act(outcome);
     }
@@ -76,9 +78,9 @@ fn main() -> Result<(), ErrorCode> {
     let mut config = HubConfig::new("1", key, secret);
     config.client_events = true;
     config.activity_timeout_secs = 2;
-    config.pong_timeout_ms = 1000;
+    config.pong_timeout = Duration::from_secs(1);
     let hub = Arc::new(Hub::new(config));
-    let mut now = 0; // the embedder's clock, in milliseconds
+    let mut now = Millis::ZERO; // the embedder's clock
 
     let mut alice = Conn::open(&hub, "alice", now)?;
     let mut bob = Conn::open(&hub, "bob", now)?;
@@ -138,7 +140,7 @@ fn main() -> Result<(), ErrorCode> {
     // quiet: she is pinged, then closed with 4201; bob answers.
     while alice.closed.is_none() {
         now = alice.session.next_timeout().min(bob.session.next_timeout());
-        println!("at {now} ms:");
+        println!("at {} ms:", now.as_millis());
         for conn in [&mut alice, &mut bob] {
             if conn.closed.is_none() && conn.session.next_timeout() <= now {
                 let outcome = conn.session.handle_timeout(now);

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use parking_lot::Mutex;
-use pusher_hub::{Full, Hub, HubConfig, Outbox, Publish, Session};
+use pusher_hub::{Full, Hub, HubConfig, Millis, Outbox, Publish, Session};
 use pusher_proto::http::InfoRequest;
 use pusher_proto::{ChannelName, ErrorCode};
 
@@ -44,13 +44,18 @@ impl Outbox for Counter {
     fn close(&self, _: ErrorCode) {}
 }
 
+/// A moment, in milliseconds.
+fn ms(n: u64) -> Millis {
+    Millis::from_millis(n)
+}
+
 fn hub() -> Arc<Hub> {
     Arc::new(Hub::new(HubConfig::new("1", "key", "secret")))
 }
 
 fn subscribe(s: &mut Session, channel: &str) {
     let f = format!(r#"{{"event":"pusher:subscribe","data":{{"channel":"{channel}"}}}}"#);
-    let _ = s.handle_text(f.as_bytes(), 0);
+    let _ = s.handle_text(f.as_bytes(), ms(0));
 }
 
 const DATA: &str = r#"{"message":"hello world","user":"someone","n":12345}"#;
@@ -63,7 +68,7 @@ fn publish_once(hub: &Hub, names: &[ChannelName]) -> u64 {
         except: None,
         info: InfoRequest::default(),
     };
-    hub.publish(&p, 0).delivery.delivered
+    hub.publish(&p, ms(0)).delivery.delivered
 }
 
 fn fanout(c: &mut Criterion) {
@@ -75,7 +80,7 @@ fn fanout(c: &mut Criterion) {
     let counter = Arc::new(Counter(AtomicU64::new(0)));
     let sessions: Vec<Session> = (0..n)
         .map(|_| {
-            let mut s = h.connect(counter.clone(), 0).unwrap();
+            let mut s = h.connect(counter.clone(), ms(0)).unwrap();
             subscribe(&mut s, "bench");
             s
         })
@@ -93,7 +98,7 @@ fn fanout(c: &mut Criterion) {
     let sessions: Vec<Session> = queues
         .iter()
         .map(|q| {
-            let mut s = h.connect(q.clone(), 0).unwrap();
+            let mut s = h.connect(q.clone(), ms(0)).unwrap();
             subscribe(&mut s, "bench");
             s
         })
@@ -121,7 +126,7 @@ fn churn(c: &mut Criterion) {
     let h = hub();
     let counter = Arc::new(Counter(AtomicU64::new(0)));
     let mut sessions: Vec<Session> = (0..1000)
-        .map(|_| h.connect(counter.clone(), 0).unwrap())
+        .map(|_| h.connect(counter.clone(), ms(0)).unwrap())
         .collect();
     let subs: Vec<Vec<u8>> = (0..1000)
         .map(|i| {
@@ -145,10 +150,10 @@ fn churn(c: &mut Criterion) {
     g.bench_function("subscribe_unsubscribe_1000", |b| {
         b.iter(|| {
             for (i, s) in sessions.iter_mut().enumerate() {
-                let _ = s.handle_text(&subs[i], 0);
+                let _ = s.handle_text(&subs[i], ms(0));
             }
             for (i, s) in sessions.iter_mut().enumerate() {
-                let _ = s.handle_text(&unsubs[i], 0);
+                let _ = s.handle_text(&unsubs[i], ms(0));
             }
         })
     });
@@ -160,13 +165,13 @@ fn churn(c: &mut Criterion) {
         b.iter(|| {
             let sessions: Vec<Session> = (0..100_000)
                 .map(|i| {
-                    let mut s = h.connect(counter.clone(), 0).unwrap();
-                    let _ = s.handle_text(&subs[i % 1000], 0);
+                    let mut s = h.connect(counter.clone(), ms(0)).unwrap();
+                    let _ = s.handle_text(&subs[i % 1000], ms(0));
                     s
                 })
                 .collect();
             for s in sessions {
-                s.close(0);
+                s.close(ms(0));
             }
         })
     });
@@ -196,7 +201,7 @@ fn memory(_: &mut Criterion) {
         .iter()
         .enumerate()
         .map(|(i, o)| {
-            let mut s = h.connect(o.clone(), 0).unwrap();
+            let mut s = h.connect(o.clone(), ms(0)).unwrap();
             subscribe(&mut s, &format!("ch-{}", i % 1000));
             s
         })
@@ -218,7 +223,9 @@ fn two_threads(c: &mut Criterion) {
     // measure cache-line ping-pong between the threads, not the hub.
     let sessions: Vec<Session> = (0..2 * per)
         .map(|i| {
-            let mut s = h.connect(Arc::new(Counter(AtomicU64::new(0))), 0).unwrap();
+            let mut s = h
+                .connect(Arc::new(Counter(AtomicU64::new(0))), ms(0))
+                .unwrap();
             subscribe(&mut s, if i % 2 == 0 { "left" } else { "right" });
             s
         })

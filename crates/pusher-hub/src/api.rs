@@ -14,6 +14,7 @@
 //! Every refusal is an [`ApiError`] with its status; [`ApiError::response`]
 //! gives the JSON body Pusher's SDKs expect (`{"error": ..., "code": ...}`).
 
+use crate::time::Millis;
 use std::collections::BTreeMap;
 
 use pusher_auth::{HttpAuthError, HttpVerifier, SignedHead, VerifiedRequest, decode_path_segment};
@@ -224,7 +225,7 @@ impl ApiCall {
 
     /// Checks the body against the signed MD5, validates and executes.
     /// `now` is the hub's clock (milliseconds), as for every hub call.
-    pub fn finish(self, hub: &Hub, body: &[u8], now: u64) -> ApiResponse {
+    pub fn finish(self, hub: &Hub, body: &[u8], now: Millis) -> ApiResponse {
         let verified = match self.head.check_body(body) {
             Ok(v) => v,
             Err(e) => return ApiError::from(e).response(),
@@ -363,7 +364,12 @@ fn validate(
 }
 
 /// Publishes one validated event; adds what it did to `tally`.
-fn publish(hub: &Hub, e: &Event, now: u64, tally: &mut Tally) -> BTreeMap<String, ChannelCounts> {
+fn publish(
+    hub: &Hub,
+    e: &Event,
+    now: Millis,
+    tally: &mut Tally,
+) -> BTreeMap<String, ChannelCounts> {
     let out = hub.publish(
         &Publish {
             channels: &e.names,
@@ -391,7 +397,7 @@ fn parse_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> Result<T, ApiError
     serde_json::from_slice(body).map_err(|e| ApiError::bad(format!("Invalid JSON body: {e}")))
 }
 
-fn trigger(hub: &Hub, body: &[u8], now: u64) -> Result<ApiResponse, ApiError> {
+fn trigger(hub: &Hub, body: &[u8], now: Millis) -> Result<ApiResponse, ApiError> {
     let t: TriggerRequest = parse_body(body)?;
     let channels = match (t.channels, t.channel) {
         (Some(c), _) => c,
@@ -415,7 +421,7 @@ fn trigger(hub: &Hub, body: &[u8], now: u64) -> Result<ApiResponse, ApiError> {
     Ok(ApiResponse::published(&resp, tally))
 }
 
-fn batch(hub: &Hub, body: &[u8], now: u64) -> Result<ApiResponse, ApiError> {
+fn batch(hub: &Hub, body: &[u8], now: Millis) -> Result<ApiResponse, ApiError> {
     let b: BatchRequest = parse_body(body)?;
     let max = hub.config().limits.max_batch_events;
     if b.batch.len() > max {
@@ -474,7 +480,12 @@ fn channels(hub: &Hub, v: &VerifiedRequest) -> Result<ApiResponse, ApiError> {
     ))
 }
 
-fn channel(hub: &Hub, name: &str, v: &VerifiedRequest, now: u64) -> Result<ApiResponse, ApiError> {
+fn channel(
+    hub: &Hub,
+    name: &str,
+    v: &VerifiedRequest,
+    now: Millis,
+) -> Result<ApiResponse, ApiError> {
     let name = channel_name(hub, name)?;
     let info = counts_info(hub, v.param("info"))?;
     if info.user_count && !name.kind().is_presence() {

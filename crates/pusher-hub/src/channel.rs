@@ -2,6 +2,7 @@
 //! presence members, cached event, count throttle, delivered webhook state.
 //! Everything here runs under its shard's lock.
 
+use crate::time::Millis;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -60,7 +61,7 @@ pub(crate) struct Cached {
     pub(crate) event: String,
     pub(crate) data: String,
     pub(crate) frame: Bytes,
-    pub(crate) expires_ms: u64,
+    pub(crate) expires: Millis,
 }
 
 /// What the webhook leader last delivered for a channel (kept only in a
@@ -91,7 +92,7 @@ pub(crate) struct Channel {
     /// Present for presence channels only.
     pub(crate) members: Option<Map<Arc<str>, MemberEntry>>,
     pub(crate) cache: Option<Cached>,
-    pub(crate) count_sent_ms: Option<u64>,
+    pub(crate) count_sent: Option<Millis>,
     pub(crate) count_pending: bool,
     pub(crate) announced: Option<Box<Announced>>,
 }
@@ -105,7 +106,7 @@ impl Channel {
             remote: Vec::new(),
             members,
             cache: None,
-            count_sent_ms: None,
+            count_sent: None,
             count_pending: false,
             announced: None,
         }
@@ -145,13 +146,13 @@ impl Channel {
     }
 
     /// The live cached event, if any.
-    pub(crate) fn cached(&self, now: u64) -> Option<&Cached> {
-        self.cache.as_ref().filter(|c| c.expires_ms > now)
+    pub(crate) fn cached(&self, now: Millis) -> Option<&Cached> {
+        self.cache.as_ref().filter(|c| c.expires > now)
     }
 
     /// Nothing left worth keeping: no subscriber here or elsewhere, no
     /// member, no live cache, no delivered webhook state to remember.
-    pub(crate) fn is_idle(&self, now: u64) -> bool {
+    pub(crate) fn is_idle(&self, now: Millis) -> bool {
         !self.is_occupied()
             && self.members.as_ref().is_none_or(|m| m.is_empty())
             && self.cached(now).is_none()

@@ -1,5 +1,7 @@
 //! What one app's hub enforces.
 
+use std::time::Duration;
+
 /// One app's settings, as the hub needs them.
 #[derive(Debug, Clone)]
 pub struct HubConfig {
@@ -16,20 +18,20 @@ pub struct HubConfig {
     pub subscription_count: bool,
     /// Seconds of silence before the server pings (sent in the handshake).
     pub activity_timeout_secs: u32,
-    /// Milliseconds to wait for any frame after the server's ping before
+    /// How long to wait for any frame after the server's ping before
     /// closing with 4201.
-    pub pong_timeout_ms: u64,
+    pub pong_timeout: Duration,
     /// When set, a connection must sign in (or join a private or presence
-    /// channel) within this many milliseconds, or it is closed with 4009.
-    pub signin_timeout_ms: Option<u64>,
-    /// How long the last event of a cache channel is kept, in milliseconds.
-    pub cache_ttl_ms: u64,
-    /// At most one `cache_miss` notification per channel per this many ms.
-    pub cache_miss_interval_ms: u64,
+    /// channel) within this time, or it is closed with 4009.
+    pub signin_timeout: Option<Duration>,
+    /// How long the last event of a cache channel is kept.
+    pub cache_ttl: Duration,
+    /// At most one `cache_miss` notification per channel per this time.
+    pub cache_miss_interval: Duration,
     /// Above this many subscribers, subscription counts are throttled.
     pub subscription_count_threshold: usize,
-    /// The throttle interval for large channels, in milliseconds.
-    pub subscription_count_interval_ms: u64,
+    /// The throttle interval for large channels.
+    pub subscription_count_interval: Duration,
     /// How far a signed HTTP API request's `auth_timestamp` may be from the
     /// server's clock, in seconds.
     pub timestamp_window_secs: u64,
@@ -100,12 +102,12 @@ impl HubConfig {
             client_events: false,
             subscription_count: false,
             activity_timeout_secs: 120,
-            pong_timeout_ms: 30_000,
-            signin_timeout_ms: None,
-            cache_ttl_ms: 30 * 60 * 1000,
-            cache_miss_interval_ms: 30_000,
+            pong_timeout: Duration::from_secs(30),
+            signin_timeout: None,
+            cache_ttl: Duration::from_secs(30 * 60),
+            cache_miss_interval: Duration::from_secs(30),
             subscription_count_threshold: 100,
-            subscription_count_interval_ms: 5_000,
+            subscription_count_interval: Duration::from_secs(5),
             timestamp_window_secs: 600,
             limits: Limits::default(),
             shards: 16,

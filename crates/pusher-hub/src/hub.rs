@@ -1,5 +1,6 @@
 //! The shared part: channels (sharded), users, fan-out, queries.
 
+use crate::time::Millis;
 use std::collections::BTreeMap;
 use std::hash::BuildHasher;
 use std::sync::Arc;
@@ -31,7 +32,7 @@ pub(crate) struct Shard {
     /// When each channel last notified a cache miss. Kept apart from the
     /// channel, which is dropped when idle, so that subscribing and leaving
     /// in a loop cannot turn the 30 s throttle off.
-    pub(crate) cache_misses: Map<Arc<str>, u64>,
+    pub(crate) cache_misses: Map<Arc<str>, Millis>,
 }
 
 /// This hub's part in a cluster.
@@ -67,7 +68,7 @@ pub struct Hub {
     /// Whether this node sends the webhooks that depend on the whole
     /// cluster's state (always, alone).
     pub(crate) leader: AtomicBool,
-    /// The earliest timer due (`u64::MAX`: none).
+    /// The earliest timer due, in milliseconds (`u64::MAX`: none).
     next_deadline: AtomicU64,
     /// The driver's timer task, woken when an earlier deadline appears.
     timer_waker: Mutex<Option<Waker>>,
@@ -264,7 +265,7 @@ impl Hub {
     pub fn connect(
         self: &Arc<Self>,
         outbox: Arc<dyn Outbox>,
-        now: u64,
+        now: Millis,
     ) -> Result<Session, ErrorCode> {
         let limit = self
             .config()
@@ -344,7 +345,7 @@ impl Hub {
         conn: &Conn,
         name: &ChannelName,
         member: Option<Member>,
-        now: u64,
+        now: Millis,
     ) -> Result<Delivery, Refusal> {
         let mut fx = Effects::default();
         {
@@ -455,17 +456,17 @@ impl Hub {
     /// node).
     pub(crate) fn cache_missed(
         &self,
-        misses: &mut Map<Arc<str>, u64>,
+        misses: &mut Map<Arc<str>, Millis>,
         name: &Arc<str>,
-        now: u64,
+        now: Millis,
         fx: &mut Effects,
     ) {
         let last = misses.get(name).copied();
-        if last.is_some_and(|t| now < t + self.config().cache_miss_interval_ms) {
+        if last.is_some_and(|t| now < t + self.config().cache_miss_interval) {
             return;
         }
         misses.insert(Arc::clone(name), now);
-        self.wake_at(now + self.config().cache_miss_interval_ms);
+        self.wake_at(now + self.config().cache_miss_interval);
         if self.is_leader() {
             fx.notes.push(Notification::CacheMiss {
                 channel: name.to_string(),
@@ -492,7 +493,7 @@ impl Hub {
         &self,
         socket_id: SocketId,
         name: &ChannelName,
-        now: u64,
+        now: Millis,
     ) -> Delivery {
         let mut fx = Effects::default();
         {
@@ -559,7 +560,7 @@ impl Hub {
         &self,
         ch: &mut Channel,
         pending: &mut Vec<Arc<str>>,
-        now: u64,
+        now: Millis,
         fx: &mut Effects,
     ) {
         if !self.config().subscription_count || !ch.name.kind().has_subscription_count() {
@@ -567,22 +568,22 @@ impl Hub {
         }
         let small = ch.subscription_count() <= self.config().subscription_count_threshold as u64;
         let due = ch
-            .count_sent_ms
-            .is_none_or(|t| now >= t + self.config().subscription_count_interval_ms);
+            .count_sent
+            .is_none_or(|t| now >= t + self.config().subscription_count_interval);
         if small || due {
             self.send_count(ch, now, fx);
         } else if !ch.count_pending {
             ch.count_pending = true;
             pending.push(Arc::clone(ch.name.as_arc()));
-            if let Some(t) = ch.count_sent_ms {
-                self.wake_at(t + self.config().subscription_count_interval_ms);
+            if let Some(t) = ch.count_sent {
+                self.wake_at(t + self.config().subscription_count_interval);
             }
         }
     }
 
-    fn send_count(&self, ch: &mut Channel, now: u64, fx: &mut Effects) {
+    fn send_count(&self, ch: &mut Channel, now: Millis, fx: &mut Effects) {
         let count = ch.subscription_count();
-        ch.count_sent_ms = Some(now);
+        ch.count_sent = Some(now);
         ch.count_pending = false;
         self.note(
             fx,
@@ -646,7 +647,7 @@ impl Hub {
     /// Publishes an HTTP API event: each channel's frame is encoded once and
     /// its bytes shared by every recipient; cache channels keep it. In a
     /// cluster each channel's event crosses the bus once.
-    pub fn publish(&self, p: &Publish<'_>, now: u64) -> PublishOutcome {
+    pub fn publish(&self, p: &Publish<'_>, now: Millis) -> PublishOutcome {
         let mut out = PublishOutcome::default();
         let mut fx = Effects::default();
         for name in p.channels {
@@ -684,7 +685,7 @@ impl Hub {
         data: &str,
         except: Option<SocketId>,
         info: InfoRequest,
-        now: u64,
+        now: Millis,
         fx: &mut Effects,
     ) -> ChannelCounts {
         let counts = |ch: Option<&Channel>| ChannelCounts {
@@ -718,9 +719,9 @@ impl Hub {
                 event: event.to_owned(),
                 data: data.to_owned(),
                 frame: frame.clone(),
-                expires_ms: now + self.config().cache_ttl_ms,
+                expires: now + self.config().cache_ttl,
             });
-            self.wake_at(now + self.config().cache_ttl_ms);
+            self.wake_at(now + self.config().cache_ttl);
             fx.delivery.add(ch.fanout(frame, except));
             counts(Some(ch))
         } else {
@@ -844,7 +845,7 @@ impl Hub {
         &self,
         name: &ChannelName,
         info: InfoRequest,
-        now: u64,
+        now: Millis,
     ) -> ChannelInfoResponse {
         let shard = self.shard(name.as_str()).read();
         let ch = shard.channels.get(name.as_str());
@@ -858,7 +859,7 @@ impl Hub {
             cache: if info.cache {
                 ch.and_then(|c| c.cached(now)).map(|c| CacheInfo {
                     data: c.data.clone(),
-                    ttl: (c.expires_ms - now).div_ceil(1000),
+                    ttl: (c.expires - now).as_millis().div_ceil(1000) as u64,
                 })
             } else {
                 None
@@ -898,9 +899,9 @@ impl Hub {
     /// When [`Hub::handle_timeout`] must next be called (`None`: no timer
     /// is pending): throttled subscription counts, cache expiry, the cache
     /// miss throttle.
-    pub fn poll_timeout(&self) -> Option<u64> {
+    pub fn poll_timeout(&self) -> Option<Millis> {
         let t = self.next_deadline.load(Ordering::Acquire);
-        (t != u64::MAX).then_some(t)
+        (t != u64::MAX).then_some(Millis::from_millis(t))
     }
 
     /// Keeps `waker`, woken when a deadline earlier than the last
@@ -914,7 +915,8 @@ impl Hub {
     }
 
     /// Asks to be called at `t` (or earlier).
-    pub(crate) fn wake_at(&self, t: u64) {
+    pub(crate) fn wake_at(&self, t: Millis) {
+        let t = t.as_millis();
         if self.next_deadline.fetch_min(t, Ordering::AcqRel) > t
             && let Some(w) = self.timer_waker.lock().take()
         {
@@ -924,11 +926,11 @@ impl Hub {
 
     /// Runs the timers due at `now`: sends throttled subscription counts,
     /// forgets expired caches and cache-miss marks.
-    pub fn handle_timeout(&self, now: u64) -> Delivery {
+    pub fn handle_timeout(&self, now: Millis) -> Delivery {
         let mut fx = Effects::default();
         // Cleared first: a deadline added meanwhile lowers it again.
         self.next_deadline.store(u64::MAX, Ordering::Release);
-        let mut next = u64::MAX;
+        let mut next = Millis::from_millis(u64::MAX);
         for shard in self.shards.iter() {
             let mut shard = shard.write();
             let shard = &mut *shard;
@@ -941,8 +943,8 @@ impl Hub {
                     continue;
                 }
                 let due = ch
-                    .count_sent_ms
-                    .map_or(now, |t| t + self.config().subscription_count_interval_ms);
+                    .count_sent
+                    .map_or(now, |t| t + self.config().subscription_count_interval);
                 if now >= due {
                     self.send_count(ch, now, &mut fx);
                 } else {
@@ -951,7 +953,7 @@ impl Hub {
                 }
             }
             shard.pending_counts = still;
-            let interval = self.config().cache_miss_interval_ms;
+            let interval = self.config().cache_miss_interval;
             shard.cache_misses.retain(|_, t| {
                 let keep = now < *t + interval;
                 if keep {
@@ -961,14 +963,14 @@ impl Hub {
             });
             shard.channels.retain(|_, ch| {
                 match &ch.cache {
-                    Some(c) if c.expires_ms <= now => ch.cache = None,
-                    Some(c) => next = next.min(c.expires_ms),
+                    Some(c) if c.expires <= now => ch.cache = None,
+                    Some(c) => next = next.min(c.expires),
                     None => {}
                 }
                 !ch.is_idle(now)
             });
         }
-        if next != u64::MAX {
+        if next.as_millis() != u64::MAX {
             self.wake_at(next);
         }
         self.finish(fx)

@@ -1,8 +1,8 @@
 //! The Pusher channel hub: who is in which channel, who is present, what
 //! each cache channel holds, who is signed in and who watches whom.
 //!
-//! Contract: no IO, no clock, no async runtime. Time is an input (`now`, in
-//! milliseconds from any fixed origin the driver picks); frames leave
+//! Contract: no IO, no clock, no async runtime. Time is an input (`now`, a
+//! [`Millis`] from any fixed origin the driver picks); frames leave
 //! through each connection's [`Outbox`], which must never block;
 //! notifications for webhooks and metrics leave through a
 //! [`NotificationSink`]; what other nodes must learn leaves through a
@@ -21,7 +21,7 @@
 //! ```
 //! use std::sync::{Arc, Mutex};
 //! use bytes::Bytes;
-//! use pusher_hub::{Full, Hub, HubConfig, Outbox, Publish};
+//! use pusher_hub::{Full, Hub, HubConfig, Millis, Outbox, Publish};
 //! use pusher_proto::{ChannelName, ErrorCode};
 //!
 //! #[derive(Default)]
@@ -36,12 +36,13 @@
 //!
 //! let hub = Arc::new(Hub::new(HubConfig::new("1", "key", "secret")));
 //! let queue = Arc::new(Queue::default());
-//! let mut session = hub.connect(queue.clone(), 0).unwrap();
-//! let _ = session.handle_text(br#"{"event":"pusher:subscribe","data":{"channel":"news"}}"#, 0);
+//! let now = Millis::ZERO;
+//! let mut session = hub.connect(queue.clone(), now).unwrap();
+//! let _ = session.handle_text(br#"{"event":"pusher:subscribe","data":{"channel":"news"}}"#, now);
 //!
 //! let channels = [ChannelName::new("news").unwrap()];
 //! let publish = Publish { channels: &channels, event: "update", data: "{}", except: None, info: Default::default() };
-//! assert_eq!(hub.publish(&publish, 0).delivery.delivered, 1);
+//! assert_eq!(hub.publish(&publish, now).delivery.delivered, 1);
 //!
 //! let frames = queue.0.lock().unwrap();
 //! assert_eq!(frames.len(), 3); // connection_established, subscription_succeeded, the event
@@ -60,6 +61,7 @@ mod queue;
 mod refusal;
 mod remote;
 mod session;
+mod time;
 mod usage;
 mod users;
 mod webhook;
@@ -78,6 +80,7 @@ pub use queue::{ConnQueue, Drained};
 pub use refusal::Refusal;
 pub use remote::RemoteOutcome;
 pub use session::{Action, Outcome, Refused, Session};
+pub use time::Millis;
 pub use usage::{
     ClusterUsage, Counts, Meter, PeriodCounts, QuotaExceeded, Quotas, Span, Usage, UsageReport,
     rfc3339,

@@ -2,20 +2,23 @@
 //! leader (the smallest id). Every node applies the same rules to what it
 //! hears, so they agree once messages flow; no node asks another.
 
+use std::time::Duration;
+
+use crate::time::Millis;
 use std::collections::BTreeMap;
 
 use crate::cluster::NodeId;
 
-/// The live nodes as this node sees them. Time is an input: milliseconds
-/// from any fixed origin, as for the hub.
+/// The live nodes as this node sees them. Time is an input (a [`Millis`]
+/// from any fixed origin), as for the hub.
 #[derive(Debug)]
 pub struct Membership {
     me: NodeId,
-    timeout_ms: u64,
+    timeout: Duration,
     /// Other nodes, with when each was last heard from.
-    others: BTreeMap<NodeId, u64>,
+    others: BTreeMap<NodeId, Millis>,
     /// Since when this node's own connection to the bus is up.
-    up_since: Option<u64>,
+    up_since: Option<Millis>,
 }
 
 /// What changed when time passed or a node was heard from.
@@ -31,11 +34,11 @@ pub struct MembershipChange {
 }
 
 impl Membership {
-    /// This node, alone; `timeout_ms` of silence makes another node dead.
-    pub fn new(me: NodeId, timeout_ms: u64) -> Self {
+    /// This node, alone; `timeout` of silence makes another node dead.
+    pub fn new(me: NodeId, timeout: Duration) -> Self {
         Self {
             me,
-            timeout_ms,
+            timeout,
             others: BTreeMap::new(),
             up_since: None,
         }
@@ -66,7 +69,7 @@ impl Membership {
     }
 
     /// Since when this node's bus connection is up.
-    pub fn up_since(&self) -> Option<u64> {
+    pub fn up_since(&self) -> Option<Millis> {
         self.up_since
     }
 
@@ -77,7 +80,7 @@ impl Membership {
 
     /// The bus connection came up (again). Until it has been up for the
     /// timeout, silence proves nothing: nobody is declared dead.
-    pub fn bus_up(&mut self, now: u64) {
+    pub fn bus_up(&mut self, now: Millis) {
         self.up_since.get_or_insert(now);
     }
 
@@ -88,7 +91,7 @@ impl Membership {
     }
 
     /// A message from `node` arrived.
-    pub fn heard(&mut self, node: &NodeId, now: u64) -> MembershipChange {
+    pub fn heard(&mut self, node: &NodeId, now: Millis) -> MembershipChange {
         if *node == self.me {
             return MembershipChange::default();
         }
@@ -114,16 +117,16 @@ impl Membership {
 
     /// Nodes silent past the timeout are dead, if this node's bus has been up
     /// long enough to have heard them.
-    pub fn expire(&mut self, now: u64) -> MembershipChange {
+    pub fn expire(&mut self, now: Millis) -> MembershipChange {
         let mut change = MembershipChange::default();
         let Some(up) = self.up_since else {
             return change;
         };
-        if now < up + self.timeout_ms {
+        if now < up + self.timeout {
             return change;
         }
         let leader = self.leader().clone();
-        let timeout = self.timeout_ms;
+        let timeout = self.timeout;
         self.others.retain(|node, heard| {
             let alive = now < *heard + timeout;
             if !alive {
@@ -146,23 +149,27 @@ impl Membership {
 mod tests {
     use super::*;
 
+    fn ms(n: u64) -> Millis {
+        Millis::from_millis(n)
+    }
+
     fn node(name: &str) -> NodeId {
         NodeId::new(name, 1)
     }
 
     #[test]
     fn the_smallest_live_node_leads() {
-        let mut m = Membership::new(node("b"), 5000);
-        m.bus_up(0);
+        let mut m = Membership::new(node("b"), Duration::from_millis(5000));
+        m.bus_up(ms(0));
         assert!(m.is_leader());
-        let c = m.heard(&node("c"), 0);
+        let c = m.heard(&node("c"), ms(0));
         assert_eq!(c.joined, [node("c")]);
         assert_eq!(c.leader, None);
-        let c = m.heard(&node("a"), 0);
+        let c = m.heard(&node("a"), ms(0));
         assert_eq!(c.leader, Some(node("a")));
         assert!(!m.is_leader());
         // Heard again: nothing new.
-        assert_eq!(m.heard(&node("a"), 100), MembershipChange::default());
+        assert_eq!(m.heard(&node("a"), ms(100)), MembershipChange::default());
         let c = m.remove(&node("a"));
         assert_eq!(c.dead, [node("a")]);
         assert_eq!(c.leader, Some(node("b")));
@@ -170,30 +177,30 @@ mod tests {
 
     #[test]
     fn silence_kills_only_while_the_bus_is_up() {
-        let mut m = Membership::new(node("b"), 5000);
-        m.bus_up(0);
-        let _ = m.heard(&node("a"), 0);
-        let _ = m.heard(&node("c"), 3000);
-        assert_eq!(m.expire(4999), MembershipChange::default());
-        let c = m.expire(5000);
+        let mut m = Membership::new(node("b"), Duration::from_millis(5000));
+        m.bus_up(ms(0));
+        let _ = m.heard(&node("a"), ms(0));
+        let _ = m.heard(&node("c"), ms(3000));
+        assert_eq!(m.expire(ms(4999)), MembershipChange::default());
+        let c = m.expire(ms(5000));
         assert_eq!(c.dead, [node("a")]);
         assert_eq!(c.leader, Some(node("b")));
         // Our bus goes down: nobody dies, however long.
         m.bus_down();
-        assert_eq!(m.expire(60_000), MembershipChange::default());
+        assert_eq!(m.expire(ms(60_000)), MembershipChange::default());
         // Back up: the others get a full timeout to be heard again.
-        m.bus_up(60_000);
-        assert_eq!(m.expire(64_999), MembershipChange::default());
-        let _ = m.heard(&node("c"), 62_000);
-        assert_eq!(m.expire(65_000), MembershipChange::default());
-        assert_eq!(m.expire(67_000).dead, [node("c")]);
+        m.bus_up(ms(60_000));
+        assert_eq!(m.expire(ms(64_999)), MembershipChange::default());
+        let _ = m.heard(&node("c"), ms(62_000));
+        assert_eq!(m.expire(ms(65_000)), MembershipChange::default());
+        assert_eq!(m.expire(ms(67_000)).dead, [node("c")]);
     }
 
     #[test]
     fn a_restarted_node_is_another_node() {
-        let mut m = Membership::new(node("b"), 5000);
-        let _ = m.heard(&NodeId::new("a", 1), 0);
-        let c = m.heard(&NodeId::new("a", 2), 0);
+        let mut m = Membership::new(node("b"), Duration::from_millis(5000));
+        let _ = m.heard(&NodeId::new("a", 1), ms(0));
+        let c = m.heard(&NodeId::new("a", 2), ms(0));
         assert_eq!(c.joined, [NodeId::new("a", 2)]);
         assert_eq!(m.others().count(), 2);
     }

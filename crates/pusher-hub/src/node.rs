@@ -11,6 +11,9 @@
 //! hubs' own numbered messages come out of the [`ClusterSink`] each hub was
 //! given (see [`AppSink`]); send them as they come, in order.
 
+use std::time::Duration;
+
+use crate::time::Millis;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::Arc;
 
@@ -80,24 +83,24 @@ pub struct NodeOutcome {
 pub struct ClusterNode {
     membership: Membership,
     apps: BTreeMap<String, Arc<Hub>>,
-    heartbeat_ms: u64,
-    next_heartbeat: u64,
+    heartbeat: Duration,
+    next_heartbeat: Millis,
     /// Connections per app on each other node, from their heartbeats.
     remote_connections: BTreeMap<String, BTreeMap<NodeId, u64>>,
     /// Snapshots asked and not received yet: (node, app) → when asked.
-    asked: BTreeMap<(NodeId, String), u64>,
+    asked: BTreeMap<(NodeId, String), Millis>,
     out: VecDeque<Wire>,
 }
 
 impl ClusterNode {
-    /// Node `me`: a heartbeat every `heartbeat_ms`, others dead after
-    /// `node_timeout_ms` of silence.
-    pub fn new(me: NodeId, heartbeat_ms: u64, node_timeout_ms: u64) -> Self {
+    /// Node `me`: a heartbeat every `heartbeat`, others dead after
+    /// `node_timeout` of silence.
+    pub fn new(me: NodeId, heartbeat: Duration, node_timeout: Duration) -> Self {
         Self {
-            membership: Membership::new(me, node_timeout_ms),
+            membership: Membership::new(me, node_timeout),
             apps: BTreeMap::new(),
-            heartbeat_ms: heartbeat_ms.max(1),
-            next_heartbeat: 0,
+            heartbeat: heartbeat.max(Duration::from_millis(1)),
+            next_heartbeat: Millis::ZERO,
             remote_connections: BTreeMap::new(),
             asked: BTreeMap::new(),
             out: VecDeque::new(),
@@ -116,7 +119,7 @@ impl ClusterNode {
 
     /// Hosts app `app` with `hub` (built with [`Hub::with_cluster`] and an
     /// [`AppSink`]).
-    pub fn add_app(&mut self, app: &str, hub: Arc<Hub>, now: u64) {
+    pub fn add_app(&mut self, app: &str, hub: Arc<Hub>, now: Millis) {
         let _ = hub.set_leader(self.membership.leader(), now);
         self.apps.insert(app.to_owned(), hub);
     }
@@ -134,7 +137,7 @@ impl ClusterNode {
 
     /// The bus connection is up: announce this node and ask every node for
     /// its state (after a reconnect too: whatever was missed is replaced).
-    pub fn bus_up(&mut self, now: u64) {
+    pub fn bus_up(&mut self, now: Millis) {
         if self.membership.is_up() {
             return;
         }
@@ -156,12 +159,12 @@ impl ClusterNode {
 
     /// Whether this node knows the cluster's state: its bus has been up
     /// for two heartbeats and every snapshot it asked for has arrived.
-    pub fn is_synced(&self, now: u64) -> bool {
+    pub fn is_synced(&self, now: Millis) -> bool {
         self.asked.is_empty()
             && self
                 .membership
                 .up_since()
-                .is_some_and(|t| now >= t + 2 * self.heartbeat_ms)
+                .is_some_and(|t| now >= t + 2 * self.heartbeat)
     }
 
     /// Snapshots asked for and not yet received.
@@ -175,7 +178,7 @@ impl ClusterNode {
     }
 
     /// When [`ClusterNode::handle_timeout`] must next be called.
-    pub fn poll_timeout(&self) -> u64 {
+    pub fn poll_timeout(&self) -> Millis {
         self.next_heartbeat
     }
 
@@ -187,14 +190,14 @@ impl ClusterNode {
     }
 
     /// Heartbeats, and removal of nodes silent past the timeout.
-    pub fn handle_timeout(&mut self, now: u64) -> NodeOutcome {
+    pub fn handle_timeout(&mut self, now: Millis) -> NodeOutcome {
         let mut outcome = NodeOutcome::default();
         if !self.membership.is_up() {
-            self.next_heartbeat = now + self.heartbeat_ms;
+            self.next_heartbeat = now + self.heartbeat;
             return outcome;
         }
         if now >= self.next_heartbeat {
-            self.next_heartbeat = now + self.heartbeat_ms;
+            self.next_heartbeat = now + self.heartbeat;
             let apps = self
                 .apps
                 .iter()
@@ -215,7 +218,7 @@ impl ClusterNode {
     }
 
     /// One message from the bus.
-    pub fn handle(&mut self, wire: Wire, now: u64) -> NodeOutcome {
+    pub fn handle(&mut self, wire: Wire, now: Millis) -> NodeOutcome {
         let mut outcome = NodeOutcome::default();
         if wire.from() == self.me() {
             return outcome;
@@ -280,12 +283,12 @@ impl ClusterNode {
     }
 
     /// Asks `from` for a snapshot of `app`, unless just asked.
-    fn ask(&mut self, from: &NodeId, app: &str, now: u64, outcome: &mut NodeOutcome) {
+    fn ask(&mut self, from: &NodeId, app: &str, now: Millis, outcome: &mut NodeOutcome) {
         let key = (from.clone(), app.to_owned());
         if self
             .asked
             .get(&key)
-            .is_some_and(|t| now < t + 2 * self.heartbeat_ms)
+            .is_some_and(|&t| now < t + 2 * self.heartbeat)
         {
             return;
         }
@@ -298,7 +301,7 @@ impl ClusterNode {
         });
     }
 
-    fn apply_change(&mut self, change: MembershipChange, now: u64, outcome: &mut NodeOutcome) {
+    fn apply_change(&mut self, change: MembershipChange, now: Millis, outcome: &mut NodeOutcome) {
         // The dead leave first, then the new leader sends what is left.
         for node in &change.dead {
             for hub in self.apps.values() {

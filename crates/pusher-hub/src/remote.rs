@@ -1,6 +1,9 @@
 //! The replica of the other nodes: what their messages change here, their
 //! snapshots, their removal, and the leader's webhook bookkeeping.
 
+use std::time::Duration;
+
+use crate::time::Millis;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
@@ -62,7 +65,7 @@ impl Hub {
         from: &NodeId,
         seq: u64,
         message: ClusterMessage,
-        now: u64,
+        now: Millis,
     ) -> RemoteOutcome {
         let Some(c) = &self.cluster else {
             return RemoteOutcome::default();
@@ -143,7 +146,7 @@ impl Hub {
         new || s.gap || late
     }
 
-    fn apply(&self, from: &NodeId, message: ClusterMessage, now: u64, fx: &mut Effects) {
+    fn apply(&self, from: &NodeId, message: ClusterMessage, now: Millis, fx: &mut Effects) {
         match message {
             ClusterMessage::Publish {
                 channel,
@@ -230,7 +233,12 @@ impl Hub {
 
     /// Runs `f` on channel `name` (created if needed) under its shard's
     /// write lock, then drops the channel if nothing is left of it.
-    fn with_channel(&self, name: &str, now: u64, f: impl FnOnce(&Hub, &mut Channel, &mut Shard)) {
+    fn with_channel(
+        &self,
+        name: &str,
+        now: Millis,
+        f: impl FnOnce(&Hub, &mut Channel, &mut Shard),
+    ) {
         let Some(name) = channel_name(name) else {
             return;
         };
@@ -253,7 +261,7 @@ impl Hub {
         pending: &mut Vec<Arc<str>>,
         from: &NodeId,
         count: u64,
-        now: u64,
+        now: Millis,
         fx: &mut Effects,
     ) {
         let (occupied, total) = (ch.is_occupied(), ch.subscription_count());
@@ -320,7 +328,7 @@ impl Hub {
 
     /// Sends everything this node holds for the app to the other nodes, as
     /// one numbered message that exactly follows every change before it.
-    pub fn snapshot(&self, now: u64) {
+    pub fn snapshot(&self, now: Millis) {
         let Some(c) = &self.cluster else {
             return;
         };
@@ -350,7 +358,7 @@ impl Hub {
                     cache: ch.cached(now).map(|c| CachedEvent {
                         event: c.event.clone(),
                         data: c.data.clone(),
-                        ttl_ms: c.expires_ms - now,
+                        ttl_ms: (c.expires - now).as_millis() as u64,
                     }),
                     announced: ch.announced.as_ref().map(|a| Announced {
                         occupied: a.occupied,
@@ -387,7 +395,7 @@ impl Hub {
         from: &NodeId,
         snap: Snapshot,
         from_leader: bool,
-        now: u64,
+        now: Millis,
         fx: &mut Effects,
     ) {
         let mut states: Map<String, ChannelState> = snap
@@ -440,7 +448,7 @@ impl Hub {
         from: &NodeId,
         state: Option<ChannelState>,
         from_leader: bool,
-        now: u64,
+        now: Millis,
         fx: &mut Effects,
     ) {
         let state = state.unwrap_or_else(|| ChannelState {
@@ -486,9 +494,9 @@ impl Hub {
                 frame: ChannelEvent::encode_parts(&c.event, ch.name.as_str(), &c.data, None),
                 event: c.event,
                 data: c.data,
-                expires_ms: now + c.ttl_ms,
+                expires: now + Duration::from_millis(c.ttl_ms),
             });
-            self.wake_at(now + c.ttl_ms);
+            self.wake_at(now + Duration::from_millis(c.ttl_ms));
         }
         if from_leader {
             ch.announced = state.announced.map(|a| {
@@ -503,7 +511,7 @@ impl Hub {
     /// Forgets everything `node` held (it left or died): its members leave
     /// and its subscriptions go, with the frames and notifications that
     /// follow.
-    pub fn remove_node(&self, node: &NodeId, now: u64) -> Delivery {
+    pub fn remove_node(&self, node: &NodeId, now: Millis) -> Delivery {
         let Some(c) = &self.cluster else {
             return Delivery::default();
         };
@@ -519,7 +527,7 @@ impl Hub {
     /// The driver's view of who leads changed (or is first given). When
     /// this node becomes the leader it sends what the state calls for and
     /// the previous leader had not delivered.
-    pub fn set_leader(&self, leader: &NodeId, now: u64) -> Delivery {
+    pub fn set_leader(&self, leader: &NodeId, now: Millis) -> Delivery {
         let Some(c) = &self.cluster else {
             return Delivery::default();
         };
@@ -575,7 +583,7 @@ impl Hub {
     /// The webhook sender delivered these notifications: in a cluster the
     /// leader records it and tells the others, so that a new leader knows
     /// what is left to send.
-    pub fn webhook_delivered(&self, delivered: &[Notification], now: u64) {
+    pub fn webhook_delivered(&self, delivered: &[Notification], now: Millis) {
         if self.cluster.is_none() {
             return;
         }

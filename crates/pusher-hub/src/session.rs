@@ -1,5 +1,8 @@
 //! One connection's protocol state, driven by its own task.
 
+use std::time::Duration;
+
+use crate::time::Millis;
 use std::sync::Arc;
 
 use pusher_proto::{
@@ -71,10 +74,10 @@ pub struct Session {
     channels: Map<Arc<str>, Joined>,
     user: Option<Arc<str>>,
     watchlist: Vec<Arc<str>>,
-    last_seen_ms: u64,
-    ping_sent_ms: Option<u64>,
-    signin_deadline_ms: Option<u64>,
-    window_start_ms: u64,
+    last_seen: Millis,
+    ping_sent: Option<Millis>,
+    signin_deadline: Option<Millis>,
+    window_start: Millis,
     window_events: u32,
     delivery: Delivery,
     /// The last refusal, until taken (see [`Refused`]); boxed, so that it
@@ -93,19 +96,19 @@ impl std::fmt::Debug for Session {
 }
 
 impl Session {
-    pub(crate) fn new(hub: Arc<Hub>, conn: Conn, now: u64) -> Self {
+    pub(crate) fn new(hub: Arc<Hub>, conn: Conn, now: Millis) -> Self {
         let hashing = hub.hashing();
-        let signin_deadline_ms = hub.config().signin_timeout_ms.map(|t| now + t);
+        let signin_deadline = hub.config().signin_timeout.map(|t| now + t);
         Self {
             hub,
             conn,
             channels: Map::with_hasher(hashing),
             user: None,
             watchlist: Vec::new(),
-            last_seen_ms: now,
-            ping_sent_ms: None,
-            signin_deadline_ms,
-            window_start_ms: now,
+            last_seen: now,
+            ping_sent: None,
+            signin_deadline,
+            window_start: now,
             window_events: 0,
             delivery: Delivery::default(),
             refused: None,
@@ -162,46 +165,48 @@ impl Session {
     }
 
     /// The peer showed life (any frame, WebSocket pings included).
-    pub fn touch(&mut self, now: u64) {
-        self.last_seen_ms = now;
-        self.ping_sent_ms = None;
+    pub fn touch(&mut self, now: Millis) {
+        self.last_seen = now;
+        self.ping_sent = None;
     }
 
     /// When [`Session::handle_timeout`] must next be called.
-    pub fn next_timeout(&self) -> u64 {
-        let liveness = match self.ping_sent_ms {
-            Some(t) => t + self.hub.config().pong_timeout_ms,
-            None => self.last_seen_ms + u64::from(self.hub.config().activity_timeout_secs) * 1000,
+    pub fn next_timeout(&self) -> Millis {
+        let liveness = match self.ping_sent {
+            Some(t) => t + self.hub.config().pong_timeout,
+            None => self.last_seen + self.activity_timeout(),
         };
-        liveness.min(self.signin_deadline_ms.unwrap_or(u64::MAX))
+        self.signin_deadline.map_or(liveness, |d| liveness.min(d))
+    }
+
+    /// The silence after which the server pings.
+    fn activity_timeout(&self) -> Duration {
+        Duration::from_secs(self.hub.config().activity_timeout_secs.into())
     }
 
     /// Fires due timers: the sign-in deadline (4009), the server ping after
     /// `activity_timeout` of silence, and 4201 when the ping goes unanswered.
-    pub fn handle_timeout(&mut self, now: u64) -> Outcome {
+    pub fn handle_timeout(&mut self, now: Millis) -> Outcome {
         self.run(|s| s.timers(now))
     }
 
-    fn timers(&mut self, now: u64) -> Action {
-        if self.signin_deadline_ms.is_some_and(|d| now >= d) {
+    fn timers(&mut self, now: Millis) -> Action {
+        if self.signin_deadline.is_some_and(|d| now >= d) {
             return self.fail(
                 ErrorCode::Unauthorized,
                 "Connection not authorized within timeout.",
             );
         }
-        match self.ping_sent_ms {
-            Some(t) if now >= t + self.hub.config().pong_timeout_ms => {
+        match self.ping_sent {
+            Some(t) if now >= t + self.hub.config().pong_timeout => {
                 return self.fail(
                     ErrorCode::PongNotReceived,
                     ErrorCode::PongNotReceived.message(),
                 );
             }
-            None if now
-                >= self.last_seen_ms
-                    + u64::from(self.hub.config().activity_timeout_secs) * 1000 =>
-            {
+            None if now >= self.last_seen + self.activity_timeout() => {
                 self.push(&ServerFrame::Ping);
-                self.ping_sent_ms = Some(now);
+                self.ping_sent = Some(now);
             }
             _ => {}
         }
@@ -209,11 +214,11 @@ impl Session {
     }
 
     /// Handles one text frame from the peer.
-    pub fn handle_text(&mut self, bytes: &[u8], now: u64) -> Outcome {
+    pub fn handle_text(&mut self, bytes: &[u8], now: Millis) -> Outcome {
         self.run(|s| s.text(bytes, now))
     }
 
-    fn text(&mut self, bytes: &[u8], now: u64) -> Action {
+    fn text(&mut self, bytes: &[u8], now: Millis) -> Action {
         self.touch(now);
         let frame = match ClientFrame::decode(bytes) {
             Ok(f) => f,
@@ -242,7 +247,7 @@ impl Session {
         self.channels.get(name)
     }
 
-    fn subscribe(&mut self, s: Subscribe, now: u64) {
+    fn subscribe(&mut self, s: Subscribe, now: Millis) {
         let channel = s.channel.clone();
         if let Err(refusal) = self.try_subscribe(s, now) {
             self.push(&ServerFrame::SubscriptionError {
@@ -253,7 +258,7 @@ impl Session {
         }
     }
 
-    fn try_subscribe(&mut self, s: Subscribe, now: u64) -> Result<(), Refusal> {
+    fn try_subscribe(&mut self, s: Subscribe, now: Millis) -> Result<(), Refusal> {
         let config = self.hub.config();
         let limits = &config.limits;
         let name = ChannelName::with_max_len(&s.channel, limits.max_channel_name_len)
@@ -312,14 +317,14 @@ impl Session {
         let d = self.hub.subscribe(&self.conn, &name, member, now)?;
         self.delivery.add(d);
         if kind.requires_auth() {
-            self.signin_deadline_ms = None;
+            self.signin_deadline = None;
         }
         self.channels
             .insert(Arc::clone(name.as_arc()), Joined { name, user_id });
         Ok(())
     }
 
-    fn unsubscribe(&mut self, channel: &str, now: u64) {
+    fn unsubscribe(&mut self, channel: &str, now: Millis) {
         if let Some(joined) = self.channels.remove(channel) {
             let d = self.hub.unsubscribe(self.conn.socket_id, &joined.name, now);
             self.delivery.add(d);
@@ -382,20 +387,20 @@ impl Session {
         self.delivery.add(d);
         self.user = Some(user);
         self.watchlist = watchlist;
-        self.signin_deadline_ms = None;
+        self.signin_deadline = None;
         Action::Continue
     }
 
     fn signin_failed(&mut self, message: String) -> Action {
         self.error(Some(ErrorCode::Unauthorized), message);
-        if self.hub.config().signin_timeout_ms.is_some() {
+        if self.hub.config().signin_timeout.is_some() {
             Action::Close(ErrorCode::Unauthorized)
         } else {
             Action::Continue
         }
     }
 
-    fn client_event(&mut self, event: &str, channel: &str, data: &RawJson, now: u64) {
+    fn client_event(&mut self, event: &str, channel: &str, data: &RawJson, now: Millis) {
         let hub = Arc::clone(&self.hub);
         let config = hub.config();
         if !config.client_events {
@@ -426,8 +431,8 @@ impl Session {
                 "Client events are only accepted on private and presence channels.",
             );
         }
-        if now >= self.window_start_ms + 1000 {
-            self.window_start_ms = now;
+        if now >= self.window_start + Duration::from_secs(1) {
+            self.window_start = now;
             self.window_events = 0;
         }
         self.window_events += 1;
@@ -455,11 +460,11 @@ impl Session {
 
     /// Ends the connection: leaves every channel (with `member_removed` and
     /// vacated notifications), signs the user out, frees the quota slot.
-    pub fn close(mut self, now: u64) {
+    pub fn close(mut self, now: Millis) {
         self.release(now);
     }
 
-    fn release(&mut self, now: u64) {
+    fn release(&mut self, now: Millis) {
         for (_, joined) in std::mem::take(&mut self.channels) {
             let _ = self.hub.unsubscribe(self.conn.socket_id, &joined.name, now);
         }
@@ -475,7 +480,7 @@ impl Drop for Session {
     fn drop(&mut self) {
         // After `close` there is nothing left to release; the quota slot is
         // freed here, exactly once.
-        self.release(self.last_seen_ms);
+        self.release(self.last_seen);
         self.hub.disconnected();
     }
 }

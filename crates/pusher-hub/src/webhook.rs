@@ -1,33 +1,36 @@
 //! Pusher's webhook timing rules as a state machine, with time as an input:
-//! events are batched (a batch leaves `batch_ms` after its first event, or
+//! events are batched (a batch leaves `batch` after its first event, or
 //! as soon as it holds `batch_max`); `channel_vacated` and `member_removed`
-//! are held `hold_ms` and dropped, together with the `channel_occupied` or
+//! are held `hold` and dropped, together with the `channel_occupied` or
 //! `member_added` that cancels them, when the channel or member comes back
 //! meanwhile (no webhooks for a page reload). The driver sends what
 //! [`Batcher::release_due`] gives and sleeps until [`Batcher::next_deadline`].
 
 use std::collections::{HashMap, VecDeque};
+use std::time::Duration;
+
+use crate::time::Millis;
 
 use pusher_proto::webhook::WebhookEvent;
 
 /// The timing rules.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BatchRules {
-    /// A batch leaves this many milliseconds after its first event...
-    pub batch_ms: u64,
+    /// A batch leaves this long after its first event...
+    pub batch: Duration,
     /// ...or as soon as it holds this many events.
     pub batch_max: usize,
-    /// How long leaves are held back, in milliseconds (0: not held).
-    pub hold_ms: u64,
+    /// How long leaves are held back (zero: not held).
+    pub hold: Duration,
 }
 
 impl Default for BatchRules {
     /// Pusher's: 250 ms or 20 events, 3 s hold.
     fn default() -> Self {
         Self {
-            batch_ms: 250,
+            batch: Duration::from_millis(250),
             batch_max: 20,
-            hold_ms: 3000,
+            hold: Duration::from_secs(3),
         }
     }
 }
@@ -56,10 +59,10 @@ fn hold_key(e: &WebhookEvent) -> Option<HoldKey> {
 pub struct Batcher {
     rules: BatchRules,
     /// Held leaves: when due, their arrival order, the event.
-    held: HashMap<HoldKey, (u64, u64, WebhookEvent)>,
+    held: HashMap<HoldKey, (Millis, u64, WebhookEvent)>,
     arrivals: u64,
     batch: Vec<WebhookEvent>,
-    batch_due: Option<u64>,
+    batch_due: Option<Millis>,
     ready: VecDeque<Vec<WebhookEvent>>,
 }
 
@@ -80,17 +83,17 @@ impl Batcher {
     }
 
     /// An event happened at `now`.
-    pub fn accept(&mut self, event: WebhookEvent, now: u64) {
+    pub fn accept(&mut self, event: WebhookEvent, now: Millis) {
         let Some(key) = hold_key(&event) else {
             return self.add(event, now);
         };
         match event {
             WebhookEvent::ChannelVacated { .. } | WebhookEvent::MemberRemoved { .. }
-                if self.rules.hold_ms > 0 =>
+                if !self.rules.hold.is_zero() =>
             {
                 self.arrivals += 1;
                 self.held
-                    .insert(key, (now + self.rules.hold_ms, self.arrivals, event));
+                    .insert(key, (now + self.rules.hold, self.arrivals, event));
             }
             WebhookEvent::ChannelOccupied { .. } | WebhookEvent::MemberAdded { .. } => {
                 // Back within the hold: neither the leave nor this return is
@@ -103,9 +106,9 @@ impl Batcher {
         }
     }
 
-    fn add(&mut self, event: WebhookEvent, now: u64) {
+    fn add(&mut self, event: WebhookEvent, now: Millis) {
         if self.batch.is_empty() {
-            self.batch_due = Some(now + self.rules.batch_ms);
+            self.batch_due = Some(now + self.rules.batch);
         }
         self.batch.push(event);
         if self.batch.len() >= self.rules.batch_max {
@@ -122,8 +125,8 @@ impl Batcher {
 
     /// Moves the holds due at `now` into the batch, closes the batch if its
     /// window passed, and gives the next batch ready to send.
-    pub fn release_due(&mut self, now: u64) -> Option<Vec<WebhookEvent>> {
-        let mut due: Vec<(u64, u64, HoldKey)> = self
+    pub fn release_due(&mut self, now: Millis) -> Option<Vec<WebhookEvent>> {
+        let mut due: Vec<(Millis, u64, HoldKey)> = self
             .held
             .iter()
             .filter(|(_, (t, _, _))| *t <= now)
@@ -144,7 +147,7 @@ impl Batcher {
     /// Stops holding (shutdown): every held event joins the batch, in the
     /// order they were due, and the batch closes.
     pub fn release_all(&mut self) {
-        let mut all: Vec<(u64, u64, WebhookEvent)> = self.held.drain().map(|(_, v)| v).collect();
+        let mut all: Vec<(Millis, u64, WebhookEvent)> = self.held.drain().map(|(_, v)| v).collect();
         all.sort_by_key(|(t, n, _)| (*t, *n));
         self.batch.extend(all.into_iter().map(|(_, _, e)| e));
         self.close_batch();
@@ -152,9 +155,9 @@ impl Batcher {
 
     /// When [`Batcher::release_due`] must next be called (`None`: nothing
     /// waits).
-    pub fn next_deadline(&self) -> Option<u64> {
+    pub fn next_deadline(&self) -> Option<Millis> {
         if !self.ready.is_empty() {
-            return Some(0);
+            return Some(Millis::ZERO);
         }
         let hold = self.held.values().map(|(t, _, _)| *t).min();
         [hold, self.batch_due].into_iter().flatten().min()
@@ -169,6 +172,10 @@ impl Batcher {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn ms(n: u64) -> Millis {
+        Millis::from_millis(n)
+    }
 
     fn occupied(c: &str) -> WebhookEvent {
         WebhookEvent::ChannelOccupied { channel: c.into() }
@@ -190,11 +197,14 @@ mod tests {
     fn a_batch_leaves_after_its_window() {
         let mut b = Batcher::new(BatchRules::default());
         assert_eq!(b.next_deadline(), None);
-        b.accept(occupied("a"), 1000);
-        b.accept(miss("c"), 1100);
-        assert_eq!(b.next_deadline(), Some(1250));
-        assert_eq!(b.release_due(1249), None);
-        assert_eq!(b.release_due(1250), Some(vec![occupied("a"), miss("c")]));
+        b.accept(occupied("a"), ms(1000));
+        b.accept(miss("c"), ms(1100));
+        assert_eq!(b.next_deadline(), Some(ms(1250)));
+        assert_eq!(b.release_due(ms(1249)), None);
+        assert_eq!(
+            b.release_due(ms(1250)),
+            Some(vec![occupied("a"), miss("c")])
+        );
         assert!(b.is_empty());
         assert_eq!(b.next_deadline(), None);
     }
@@ -206,41 +216,41 @@ mod tests {
             ..BatchRules::default()
         });
         for i in 0..7 {
-            b.accept(miss(&format!("c{i}")), 0);
+            b.accept(miss(&format!("c{i}")), ms(0));
         }
-        assert_eq!(b.next_deadline(), Some(0));
-        assert_eq!(b.release_due(0).map(|v| v.len()), Some(3));
-        assert_eq!(b.release_due(0).map(|v| v.len()), Some(3));
-        assert_eq!(b.release_due(0), None);
-        assert_eq!(b.release_due(250).map(|v| v.len()), Some(1));
+        assert_eq!(b.next_deadline(), Some(ms(0)));
+        assert_eq!(b.release_due(ms(0)).map(|v| v.len()), Some(3));
+        assert_eq!(b.release_due(ms(0)).map(|v| v.len()), Some(3));
+        assert_eq!(b.release_due(ms(0)), None);
+        assert_eq!(b.release_due(ms(250)).map(|v| v.len()), Some(1));
     }
 
     #[test]
     fn leaves_are_held_and_a_return_cancels_both() {
         let mut b = Batcher::new(BatchRules::default());
-        b.accept(vacated("a"), 0);
-        assert_eq!(b.next_deadline(), Some(3000));
-        assert_eq!(b.release_due(2999), None);
+        b.accept(vacated("a"), ms(0));
+        assert_eq!(b.next_deadline(), Some(ms(3000)));
+        assert_eq!(b.release_due(ms(2999)), None);
         // A page reload: back within the hold, nothing is sent.
-        b.accept(occupied("a"), 2000);
+        b.accept(occupied("a"), ms(2000));
         assert!(b.is_empty());
-        assert_eq!(b.release_due(10_000), None);
+        assert_eq!(b.release_due(ms(10_000)), None);
         // Gone for good: sent after the hold, then in the next window.
-        b.accept(vacated("a"), 20_000);
-        assert_eq!(b.release_due(23_000), None);
-        assert_eq!(b.next_deadline(), Some(23_250));
-        assert_eq!(b.release_due(23_250), Some(vec![vacated("a")]));
+        b.accept(vacated("a"), ms(20_000));
+        assert_eq!(b.release_due(ms(23_000)), None);
+        assert_eq!(b.next_deadline(), Some(ms(23_250)));
+        assert_eq!(b.release_due(ms(23_250)), Some(vec![vacated("a")]));
     }
 
     #[test]
     fn holds_due_together_leave_in_arrival_order() {
         let mut b = Batcher::new(BatchRules::default());
-        b.accept(removed("p", "1"), 0);
-        b.accept(vacated("p"), 0);
-        b.accept(removed("p", "2"), 0);
-        assert_eq!(b.release_due(3000), None);
+        b.accept(removed("p", "1"), ms(0));
+        b.accept(vacated("p"), ms(0));
+        b.accept(removed("p", "2"), ms(0));
+        assert_eq!(b.release_due(ms(3000)), None);
         assert_eq!(
-            b.release_due(3250),
+            b.release_due(ms(3250)),
             Some(vec![removed("p", "1"), vacated("p"), removed("p", "2")])
         );
     }
@@ -248,11 +258,11 @@ mod tests {
     #[test]
     fn release_all_stops_holding() {
         let mut b = Batcher::new(BatchRules::default());
-        b.accept(removed("p", "1"), 0);
-        b.accept(occupied("x"), 10);
+        b.accept(removed("p", "1"), ms(0));
+        b.accept(occupied("x"), ms(10));
         b.release_all();
         assert_eq!(
-            b.release_due(10),
+            b.release_due(ms(10)),
             Some(vec![occupied("x"), removed("p", "1")])
         );
         assert!(b.is_empty());

@@ -5,7 +5,7 @@
 
 mod support;
 
-use pusher_hub::{Notification, Publish};
+use pusher_hub::{Millis, Notification, Publish};
 use pusher_proto::ChannelName;
 use pusher_proto::http::InfoRequest;
 use support::sim::{HEARTBEAT_MS, Sim, TIMEOUT_MS};
@@ -21,7 +21,7 @@ fn publish(hub: &pusher_hub::Hub, channel: &str, data: &str) {
             except: None,
             info: InfoRequest::default(),
         },
-        0,
+        Millis::ZERO,
     );
 }
 
@@ -88,7 +88,7 @@ fn a_publish_on_one_node_reaches_subscribers_on_every_node_once() {
             except: Some(clients[2].session.socket_id()),
             info: InfoRequest::default(),
         },
-        0,
+        Millis::ZERO,
     );
     sim.pump();
     assert_eq!(clients[0].take().len(), 1);
@@ -166,11 +166,11 @@ fn presence_is_cluster_wide_with_member_events_and_webhooks_once() {
     assert!(a1.take().is_empty());
     assert!(b2.take().is_empty());
     // User 1 leaves node A: still on B, so no member_removed anywhere.
-    a1.session.close(0);
+    a1.session.close(Millis::ZERO);
     sim.pump();
     assert!(b2.take().is_empty());
     // And leaves B: now removed.
-    b1.session.close(0);
+    b1.session.close(Millis::ZERO);
     sim.pump();
     assert_eq!(b2.take(), [REMOVED_1]);
     for i in 0..2 {
@@ -188,7 +188,7 @@ fn presence_is_cluster_wide_with_member_events_and_webhooks_once() {
             removed("presence-r", "1"),
         ]
     );
-    b2.session.close(0);
+    b2.session.close(Millis::ZERO);
     sim.pump();
     assert_eq!(
         sim.take_webhooks(),
@@ -219,7 +219,7 @@ fn queries_answer_for_the_whole_cluster() {
         let room = &all["presence-room"];
         assert_eq!(room.user_count, Some(2));
         assert_eq!(room.subscription_count, Some(3));
-        let info = hub.channel_info(&ChannelName::new("news").unwrap(), counts(), 0);
+        let info = hub.channel_info(&ChannelName::new("news").unwrap(), counts(), Millis::ZERO);
         assert!(info.occupied);
         assert_eq!(info.subscription_count, Some(1));
     }
@@ -264,7 +264,7 @@ fn a_dead_leader_s_undelivered_webhooks_are_sent_by_the_next() {
     let hooks: Vec<_> = std::mem::take(&mut sim.webhooks);
     assert_eq!(hooks, [(1, occupied("c"))]);
     // What node 0 had delivered is not sent again.
-    on_2.session.close(0);
+    on_2.session.close(Millis::ZERO);
     sim.pump();
     assert_eq!(sim.take_webhooks(), [vacated("c")]);
 }
@@ -329,7 +329,7 @@ fn losing_the_bus_kills_nobody_and_the_state_converges_after() {
         "no member_removed"
     );
     // Meanwhile, on node 1, user 2 leaves and user 3 comes.
-    b.session.close(0);
+    b.session.close(Millis::ZERO);
     let mut b3 = Client::connect(sim.hub(1));
     b3.subscribe_presence("presence-r", r#"{"user_id":"3"}"#);
     sim.set_up(0, true);
@@ -374,7 +374,7 @@ fn terminate_and_watchlists_reach_every_node() {
     sim.hub(0).terminate_user("9");
     sim.pump();
     assert!(nine.out.closed.lock().unwrap().is_some());
-    nine.session.close(0);
+    nine.session.close(Millis::ZERO);
     sim.pump();
     assert!(watcher.take()[0].contains("offline"));
 }
@@ -390,7 +390,7 @@ fn the_connection_quota_counts_every_node() {
     let _b = Client::connect(sim.hub(1));
     sim.advance(2 * HEARTBEAT_MS);
     let out = std::sync::Arc::new(support::Recorder::default());
-    assert!(sim.hub(0).connect(out, 0).is_err());
+    assert!(sim.hub(0).connect(out, Millis::ZERO).is_err());
 }
 
 #[test]

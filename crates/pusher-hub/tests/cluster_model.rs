@@ -192,7 +192,7 @@ impl World {
                         r#"{{"event":"pusher:unsubscribe","data":{{"channel":"{}"}}}}"#,
                         CHANNELS[channel]
                     );
-                    c.client.send(&f, self.sim.now);
+                    c.client.send(&f, self.sim.now.as_millis());
                     c.seen.remove(CHANNELS[channel]);
                 }
             }

@@ -10,7 +10,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 
 use proptest::prelude::*;
-use pusher_hub::{Hub, Publish};
+use std::time::Duration;
+
+use pusher_hub::{Hub, Millis, Publish};
 use pusher_proto::ChannelName;
 use pusher_proto::http::InfoRequest;
 use support::{Client, config};
@@ -79,7 +81,7 @@ struct World {
     hub: Arc<Hub>,
     clients: Vec<Option<Client>>,
     model: Vec<Option<ModelConn>>,
-    now: u64,
+    now: Millis,
 }
 
 impl World {
@@ -97,7 +99,7 @@ impl World {
     }
 
     fn apply(&mut self, op: &Op) -> Result<(), TestCaseError> {
-        self.now += 200;
+        self.now = self.now + Duration::from_millis(200);
         let now = self.now;
         self.drain_all();
         match *op {
@@ -135,7 +137,7 @@ impl World {
                     r#"{{"event":"pusher:subscribe","data":{{"channel":"{name}","auth":"{auth}","channel_data":{}}}}}"#,
                     serde_json::to_string(&data).unwrap()
                 );
-                c.send(&frame, now);
+                c.send(&frame, now.as_millis());
                 let needs_auth = name.starts_with("private-") || presence;
                 let frames = c.take();
                 let already = m.subs.contains_key(&channel);
@@ -158,7 +160,7 @@ impl World {
                         r#"{{"event":"pusher:unsubscribe","data":{{"channel":"{}"}}}}"#,
                         CHANNELS[channel]
                     ),
-                    now,
+                    now.as_millis(),
                 );
                 m.subs.remove(&channel);
             }
@@ -212,7 +214,7 @@ impl World {
                 let sender_sub = m.subs.get(&channel).cloned();
                 c.send(
                     &format!(r#"{{"event":"client-x","channel":"{name}","data":{{}}}}"#),
-                    now,
+                    now.as_millis(),
                 );
                 let sender_frames = c.take();
                 let accepted = sender_sub.is_some()
@@ -290,7 +292,7 @@ proptest! {
     #[test]
     fn hub_agrees_with_the_model(ops in prop::collection::vec(op(), 1..60)) {
         let hub = Arc::new(Hub::new(config()));
-        let mut world = World { hub: hub.clone(), clients: Vec::new(), model: Vec::new(), now: 0 };
+        let mut world = World { hub: hub.clone(), clients: Vec::new(), model: Vec::new(), now: Millis::ZERO };
         for op in &ops {
             world.apply(op)?;
         }
@@ -300,7 +302,7 @@ proptest! {
         }
         world.model.clear();
         world.check()?;
-        let _ = hub.handle_timeout(now + 31 * 60 * 1000);
+        let _ = hub.handle_timeout(now + Duration::from_secs(31 * 60));
         prop_assert!(hub.is_empty(), "leaked: {} channels, {} connections", hub.channel_count(), hub.connection_count());
     }
 }

@@ -6,10 +6,17 @@ mod support;
 
 use std::sync::Arc;
 
-use pusher_hub::{Action, Hub, Notification, Publish};
+use std::time::Duration;
+
+use pusher_hub::{Action, Hub, Millis, Notification, Publish};
 use pusher_proto::http::InfoRequest;
 use pusher_proto::{ChannelName, ErrorCode};
 use support::{Client, Notes, Recorder, config};
+
+/// A moment, in milliseconds.
+fn ms(n: u64) -> Millis {
+    Millis::from_millis(n)
+}
 
 fn hub() -> Arc<Hub> {
     Arc::new(Hub::new(config()))
@@ -42,7 +49,7 @@ fn publish(
             except: None,
             info: InfoRequest::default(),
         },
-        now,
+        ms(now),
     )
 }
 
@@ -50,7 +57,7 @@ fn publish(
 fn connection_established_carries_socket_id_and_activity_timeout() {
     let hub = hub();
     let out = Arc::new(Recorder::default());
-    let s = hub.connect(out.clone(), 0).unwrap();
+    let s = hub.connect(out.clone(), ms(0)).unwrap();
     let id = s.socket_id().to_string();
     assert_eq!(
         out.take(),
@@ -65,13 +72,14 @@ fn connection_quota_refuses_with_4004_and_frees_slots() {
     let mut c = config();
     c.limits.max_connections = Some(1);
     let hub = Arc::new(Hub::new(c));
-    let a = hub.connect(Arc::new(Recorder::default()), 0).unwrap();
+    let a = hub.connect(Arc::new(Recorder::default()), ms(0)).unwrap();
     assert_eq!(
-        hub.connect(Arc::new(Recorder::default()), 0).unwrap_err(),
+        hub.connect(Arc::new(Recorder::default()), ms(0))
+            .unwrap_err(),
         ErrorCode::OverConnectionQuota
     );
-    a.close(0);
-    assert!(hub.connect(Arc::new(Recorder::default()), 0).is_ok());
+    a.close(ms(0));
+    assert!(hub.connect(Arc::new(Recorder::default()), ms(0)).is_ok());
 }
 
 #[test]
@@ -184,9 +192,9 @@ fn presence_members_join_and_leave_once_per_user() {
         hub.users(&ChannelName::new("presence-room").unwrap()),
         ["1", "2"]
     );
-    b2.session.close(0);
+    b2.session.close(ms(0));
     assert!(a.take().is_empty(), "user 2 still has a tab");
-    b.session.close(0);
+    b.session.close(ms(0));
     assert_eq!(
         a.take(),
         [
@@ -294,7 +302,7 @@ fn cache_channels_replay_the_last_event_or_miss() {
         cache: true,
         ..Default::default()
     };
-    let ch = hub.channel_info(&ChannelName::new("cache-x").unwrap(), info, 2000);
+    let ch = hub.channel_info(&ChannelName::new("cache-x").unwrap(), info, ms(2000));
     assert_eq!(ch.cache.unwrap().ttl, 30 * 60 - 1);
     // After the TTL the cache is gone.
     let later = 1000 + 30 * 60 * 1000;
@@ -312,10 +320,10 @@ fn cache_survives_without_subscribers_until_ttl_and_then_is_forgotten() {
     assert_eq!(hub.poll_timeout(), None, "no timer without a reason");
     publish(&hub, &["private-cache-y"], "e", "v", 0);
     assert_eq!(hub.channel_count(), 1);
-    assert_eq!(hub.poll_timeout(), Some(30 * 60 * 1000));
-    let _ = hub.handle_timeout(30 * 60 * 1000 - 1);
+    assert_eq!(hub.poll_timeout(), Some(ms(30 * 60 * 1000)));
+    let _ = hub.handle_timeout(ms(30 * 60 * 1000 - 1));
     assert_eq!(hub.channel_count(), 1);
-    let _ = hub.handle_timeout(30 * 60 * 1000);
+    let _ = hub.handle_timeout(ms(30 * 60 * 1000));
     assert_eq!(hub.channel_count(), 0);
     assert!(hub.is_empty());
     assert_eq!(hub.poll_timeout(), None);
@@ -434,7 +442,7 @@ fn bad_signin_is_4009_and_closes_only_when_signin_is_required() {
     assert!(a.take()[0].contains("4009"));
 
     let mut c = config();
-    c.signin_timeout_ms = Some(30_000);
+    c.signin_timeout = Some(Duration::from_secs(30));
     let hub = Arc::new(Hub::new(c));
     let mut a = Client::connect(&hub);
     let action = a.send(
@@ -444,16 +452,19 @@ fn bad_signin_is_4009_and_closes_only_when_signin_is_required() {
     assert_eq!(action, Action::Close(ErrorCode::Unauthorized));
     // Timeout without signing in.
     let mut b = Client::connect(&hub);
-    assert_eq!(b.session.next_timeout(), 30_000);
+    assert_eq!(b.session.next_timeout(), ms(30_000));
     assert_eq!(
-        b.session.handle_timeout(30_000).action,
+        b.session.handle_timeout(ms(30_000)).action,
         Action::Close(ErrorCode::Unauthorized)
     );
     assert!(b.take()[0].contains("Connection not authorized within timeout."));
     // Signing in (or joining a private channel) clears the deadline.
     let mut c = Client::connect(&hub);
     c.signin(r#"{"id":"1"}"#);
-    assert_eq!(c.session.handle_timeout(30_000).action, Action::Continue);
+    assert_eq!(
+        c.session.handle_timeout(ms(30_000)).action,
+        Action::Continue
+    );
 }
 
 #[test]
@@ -477,7 +488,7 @@ fn watchlist_reports_status_and_changes() {
             r#"{"event":"pusher_internal:watchlist_events","data":"{\"events\":[{\"name\":\"online\",\"user_ids\":[\"3\"]}]}"}"#
         ]
     );
-    u2.session.close(0);
+    u2.session.close(ms(0));
     assert_eq!(
         w.take(),
         [
@@ -556,7 +567,7 @@ fn publish_excludes_socket_id_and_reports_counts() {
             except: Some(a.session.socket_id()),
             info,
         },
-        0,
+        ms(0),
     );
     assert!(a.take().is_empty());
     assert_eq!(b.take().len(), 1);
@@ -589,7 +600,7 @@ fn queries_list_occupied_channels_with_prefix_filter() {
     let ch = hub.channel_info(
         &ChannelName::new("nobody").unwrap(),
         InfoRequest::default(),
-        0,
+        ms(0),
     );
     assert!(!ch.occupied);
 }
@@ -621,11 +632,11 @@ fn subscription_count_is_sent_on_change_when_enabled() {
     );
     assert!(a.take().is_empty());
     // The hub says when to call it back: when the throttle allows.
-    assert_eq!(hub.poll_timeout(), Some(5000));
-    let _ = hub.handle_timeout(4999);
+    assert_eq!(hub.poll_timeout(), Some(ms(5000)));
+    let _ = hub.handle_timeout(ms(4999));
     assert!(a.take().is_empty());
-    assert_eq!(hub.poll_timeout(), Some(5000));
-    let _ = hub.handle_timeout(5000);
+    assert_eq!(hub.poll_timeout(), Some(ms(5000)));
+    let _ = hub.handle_timeout(ms(5000));
     assert_eq!(
         a.take(),
         [
@@ -653,7 +664,7 @@ fn occupied_and_vacated_notifications() {
         r#"{"event":"pusher:unsubscribe","data":{"channel":"room"}}"#,
         0,
     );
-    b.session.close(0);
+    b.session.close(ms(0));
     let n = notes.take();
     assert_eq!(
         n,
@@ -672,12 +683,15 @@ fn occupied_and_vacated_notifications() {
 fn liveness_pings_then_closes_with_4201() {
     let hub = hub();
     let mut a = Client::connect(&hub);
-    assert_eq!(a.session.next_timeout(), 120_000);
-    assert_eq!(a.session.handle_timeout(120_000).action, Action::Continue);
-    assert_eq!(a.take(), [r#"{"event":"pusher:ping","data":"{}"}"#]);
-    assert_eq!(a.session.next_timeout(), 150_000);
+    assert_eq!(a.session.next_timeout(), ms(120_000));
     assert_eq!(
-        a.session.handle_timeout(150_000).action,
+        a.session.handle_timeout(ms(120_000)).action,
+        Action::Continue
+    );
+    assert_eq!(a.take(), [r#"{"event":"pusher:ping","data":"{}"}"#]);
+    assert_eq!(a.session.next_timeout(), ms(150_000));
+    assert_eq!(
+        a.session.handle_timeout(ms(150_000)).action,
         Action::Close(ErrorCode::PongNotReceived)
     );
     assert_eq!(
@@ -686,10 +700,10 @@ fn liveness_pings_then_closes_with_4201() {
     );
     // Any frame resets it; a client ping is answered.
     let mut b = Client::connect(&hub);
-    let _ = b.session.handle_timeout(120_000).action;
+    let _ = b.session.handle_timeout(ms(120_000)).action;
     b.send(r#"{"event":"pusher:ping","data":{}}"#, 130_000);
     assert_eq!(b.take()[1], r#"{"event":"pusher:pong","data":"{}"}"#);
-    assert_eq!(b.session.next_timeout(), 250_000);
+    assert_eq!(b.session.next_timeout(), ms(250_000));
 }
 
 #[test]
@@ -712,8 +726,11 @@ fn full_outboxes_are_counted_not_fatal() {
         capacity: Some(2),
         ..Default::default()
     });
-    let mut s = hub.connect(slow.clone(), 0).unwrap();
-    let _ = s.handle_text(br#"{"event":"pusher:subscribe","data":{"channel":"n"}}"#, 0);
+    let mut s = hub.connect(slow.clone(), ms(0)).unwrap();
+    let _ = s.handle_text(
+        br#"{"event":"pusher:subscribe","data":{"channel":"n"}}"#,
+        ms(0),
+    );
     let out = publish(&hub, &["n"], "e", "d", 0);
     assert_eq!(out.delivery.dropped, 1);
 }
@@ -764,8 +781,8 @@ fn cache_miss_notifications_stay_throttled_when_the_channel_empties() {
             .count(),
         1
     );
-    a.session.close(30_000);
-    let _ = hub.handle_timeout(60_001);
+    a.session.close(ms(30_000));
+    let _ = hub.handle_timeout(ms(60_001));
     assert!(hub.is_empty());
 }
 
@@ -828,7 +845,7 @@ fn a_notification_sink_may_query_the_hub() {
             let _ = hub.channel_info(
                 &ChannelName::new("presence-q").unwrap(),
                 InfoRequest::default(),
-                0,
+                ms(0),
             );
             self.seen.lock().unwrap().push(n);
         }
@@ -960,4 +977,47 @@ fn a_refusal_is_kept_for_an_observer_until_taken() {
         a.session.take_refusal(),
         Some(Refused::ClientEvent(_))
     ));
+}
+
+#[test]
+fn set_config_applies_to_what_comes_next_and_keeps_what_is_in_place() {
+    let hub = hub();
+    let mut a = Client::connect(&hub);
+    a.subscribe("news");
+    a.take();
+    let mut c = config();
+    c.secret = "rotated".into();
+    c.limits.max_connections = Some(1);
+    c.app_id = "another id".into();
+    hub.set_config(c);
+    // The id is the hub's own; the rest is new.
+    assert_eq!(hub.config().app_id, support::config().app_id);
+    assert_eq!(hub.config().secret.expose(), "rotated");
+    // The old secret's signature fails, the new one's works.
+    let id = a.socket_id();
+    let old = pusher_auth::sign_channel(support::KEY, support::SECRET, &id, "private-a", None);
+    a.send(
+        &format!(
+            r#"{{"event":"pusher:subscribe","data":{{"channel":"private-a","auth":"{old}"}}}}"#
+        ),
+        0,
+    );
+    assert!(a.take()[0].contains("pusher:subscription_error"));
+    let new = pusher_auth::sign_channel(support::KEY, "rotated", &id, "private-a", None);
+    a.send(
+        &format!(
+            r#"{{"event":"pusher:subscribe","data":{{"channel":"private-a","auth":"{new}"}}}}"#
+        ),
+        0,
+    );
+    assert!(a.take()[0].contains("pusher_internal:subscription_succeeded"));
+    // The open connection and its subscription stay; the new limit
+    // refuses the next connection.
+    assert_eq!(
+        hub.connect(Arc::new(Recorder::default()), ms(0))
+            .unwrap_err(),
+        ErrorCode::OverConnectionQuota
+    );
+    publish(&hub, &["news"], "e", "{}", 0);
+    assert_eq!(a.take().len(), 1);
 }

@@ -117,6 +117,10 @@ where
                 _ => not_allowed("POST"),
             }
         }
+        ["usage"] => match method {
+            Method::GET => Ok(all_usage(state)),
+            _ => not_allowed("GET"),
+        },
         ["apps", id, "usage"] => match method {
             Method::GET => {
                 let app = find(state, id)?;
@@ -173,6 +177,20 @@ fn with_secret(app: &AppConfig) -> Value {
 
 fn list(state: &State) -> Resp {
     let apps: Vec<Value> = state.apps.current().iter().map(|a| view(a)).collect();
+    json(StatusCode::OK, &serde_json::json!({ "apps": apps }))
+}
+
+/// Every app's usage: `{"apps": {"<id>": {"day": ..., "month": ...}}}`.
+fn all_usage(state: &State) -> Resp {
+    let apps: Map<String, Value> = state
+        .apps
+        .current()
+        .iter()
+        .map(|a| {
+            let usage = serde_json::from_slice(&a.usage.body()).unwrap_or(Value::Null);
+            (a.config.id.clone(), usage)
+        })
+        .collect();
     json(StatusCode::OK, &serde_json::json!({ "apps": apps }))
 }
 

@@ -146,7 +146,7 @@ where
             .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         return resp;
     }
-    let r = call.finish(&app.hub, &body, state.now_ms());
+    let r = call.finish(&app.hub, &body, state.now());
     app.metrics.console.api_call(&body, r.status);
     app.metrics.publishes.inc_by(r.publishes);
     app.metrics.deliveries.inc_by(r.delivery.delivered);

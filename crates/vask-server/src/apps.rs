@@ -11,6 +11,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::Poll;
+use std::time::Duration;
 
 use parking_lot::{Mutex, RwLock};
 use pusher_hub::{Hub, HubConfig, Limits, Notification, NotificationSink};
@@ -172,9 +173,9 @@ pub fn hub_config(app: &AppConfig, server: &ServerConfig) -> HubConfig {
     c.client_events = app.client_events;
     c.subscription_count = app.subscription_count;
     c.activity_timeout_secs = server.activity_timeout_secs;
-    c.pong_timeout_ms = server.pong_timeout_secs * 1000;
-    c.signin_timeout_ms = app.user_signin_timeout_secs.map(|s| s * 1000);
-    c.cache_ttl_ms = l.cache_ttl_secs * 1000;
+    c.pong_timeout = Duration::from_secs(server.pong_timeout_secs);
+    c.signin_timeout = app.user_signin_timeout_secs.map(Duration::from_secs);
+    c.cache_ttl = Duration::from_secs(l.cache_ttl_secs);
     c.limits = Limits {
         max_connections: l.max_connections,
         max_channel_name_len: l.max_channel_name_len,
@@ -267,7 +268,8 @@ impl LiveApps {
     /// Replaces the hosted apps with `apps`, validated as a whole first (a
     /// bad list is refused and the apps in force stay). Apps are matched by
     /// id: one that stays keeps its hub, connections and usage, and takes
-    /// its new settings at once.
+    /// its new settings at once. Call it inside the server's tokio runtime
+    /// (a new app's timers and webhooks start as tasks).
     ///
     /// # Errors
     /// The list is invalid; the error names the field.
@@ -307,6 +309,9 @@ impl LiveApps {
             }
         }
         *self.current.write() = Arc::new(next);
+        if !changes.is_empty() {
+            self.builder.metrics.apps_reloads.inc();
+        }
         Ok(changes)
     }
 

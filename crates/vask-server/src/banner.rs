@@ -27,6 +27,19 @@ pub fn write_banner(
         out,
         "Vask listening on {scheme}://{addr} (WebSocket {ws}://{addr}/app/<key>)"
     )?;
+    if let Some(store) = &config.apps_store {
+        writeln!(
+            out,
+            "apps: kept in PostgreSQL at {} (changed live, on every node)",
+            store.redacted_url()
+        )?;
+    }
+    if config.admin.token.is_some() {
+        writeln!(
+            out,
+            "admin API: {scheme}://{addr}/admin/apps (Authorization: Bearer <the configured token>)"
+        )?;
+    }
     for app in &config.apps {
         let dev = app.is_development();
         writeln!(out)?;

@@ -817,6 +817,28 @@ mod tests {
     }
 
     #[test]
+    fn the_apps_store_and_the_admin_token_are_checked() {
+        let c = parse("[apps_store]\nurl = \"postgres://vask:pw@127.0.0.1/vask\"\n[admin]\ntoken = \"0123456789abcdef\"\n").unwrap();
+        assert!(c.apps.is_empty());
+        assert_eq!(
+            c.apps_store.unwrap().redacted_url(),
+            "postgres://vask:***@127.0.0.1/vask"
+        );
+        assert!(c.admin.token.unwrap().matches("0123456789abcdef"));
+        let e = parse("[apps_store]\nurl = \"mysql://vask:pw@h/vask\"\n").unwrap_err();
+        assert!(e.to_string().contains("apps_store.url"), "{e}");
+        assert!(!e.to_string().contains("pw@"), "{e}");
+        let e = parse("[apps_store]\nurl = \"postgres://h/vask\"\n[[apps]]\nid = \"1\"\nkey = \"k\"\nsecret = \"s\"\n").unwrap_err();
+        assert!(
+            e.to_string().contains("invalid configuration: apps:"),
+            "{e}"
+        );
+        let e = parse("[admin]\ntoken = \"short\"\n").unwrap_err();
+        assert!(e.to_string().contains("admin.token"), "{e}");
+        assert!(!e.to_string().contains("short"), "{e}");
+    }
+
+    #[test]
     fn errors_name_the_field() {
         let e = parse("[[apps]]\nid = \"abc\"\nkey = \"k\"\nsecret = \"s\"\n").unwrap_err();
         assert!(e.to_string().contains("apps[0].id"), "{e}");

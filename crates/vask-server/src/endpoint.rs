@@ -34,7 +34,9 @@ use crate::config::ConfigError;
 use crate::config::{Config, ServerConfig};
 use crate::metrics::Metrics;
 use crate::source::AppsSource;
+use crate::store::{PgStore, StoreError};
 use crate::{api, ws};
+use pusher_hub::Millis;
 
 /// What every connection task shares.
 #[derive(Debug)]
@@ -62,6 +64,8 @@ pub struct State {
     pub(crate) admin_token: Option<pusher_auth::Secret>,
     /// Where the apps live.
     pub(crate) source: AppsSource,
+    /// One reload from the store at a time (in the order they read it).
+    reloading: tokio::sync::Mutex<()>,
     /// The debug console's sessions and feeds.
     pub(crate) console: crate::console::Console,
 }
@@ -70,9 +74,9 @@ pub struct State {
 pub(crate) type Alive = mpsc::Sender<()>;
 
 impl State {
-    /// Milliseconds on the hub clock.
-    pub fn now_ms(&self) -> u64 {
-        self.start.elapsed().as_millis() as u64
+    /// Now, on the hub clock.
+    pub fn now(&self) -> Millis {
+        Millis::from(self.start.elapsed())
     }
 
     /// Reloads the apps from where they live: the configuration file (read
@@ -89,20 +93,42 @@ impl State {
                 let config = Config::load(cli)?;
                 self.apps.replace(&config.apps)
             }
+            AppsSource::Postgres(_) => {
+                self.reload_store()
+                    .await
+                    .map_err(|crate::admin::Refusal(_, message)| ConfigError::Invalid {
+                        field: "apps_store".into(),
+                        message,
+                    })
+            }
         }
     }
 
     /// Takes in what the store holds now (after a write through the admin
     /// API, or a change signalled by the database).
     pub(crate) async fn reload_store(&self) -> Result<Changes, crate::admin::Refusal> {
-        match &self.source {
-            AppsSource::File(_) => Ok(Changes::default()),
-        }
+        let AppsSource::Postgres(store) = &self.source else {
+            return Ok(Changes::default());
+        };
+        let _one = self.reloading.lock().await;
+        let apps = store.list().await.inspect_err(|e| {
+            self.metrics.apps_store_error("list");
+            if matches!(e, StoreError::Unreachable(_)) {
+                self.metrics.apps_store_up.set(0);
+            }
+        })?;
+        self.metrics.apps_store_up.set(1);
+        self.apps.replace(&apps).map_err(|e| {
+            crate::admin::Refusal::new(
+                hyper::StatusCode::INTERNAL_SERVER_ERROR,
+                format!("the apps store holds an invalid app: {e}"),
+            )
+        })
     }
 
     /// The instant of a hub-clock time, for timers.
-    pub fn instant(&self, ms: u64) -> tokio::time::Instant {
-        tokio::time::Instant::from_std(self.start + Duration::from_millis(ms.min(u64::MAX / 4)))
+    pub fn instant(&self, t: Millis) -> tokio::time::Instant {
+        crate::cluster::Clock { origin: self.start }.instant(t)
     }
 }
 
@@ -113,6 +139,9 @@ pub enum StartError {
     /// The cluster engine could not be reached.
     #[error("{0}")]
     Cluster(String),
+    /// The apps store could not be reached or holds an invalid app.
+    #[error("{0}")]
+    Store(String),
 }
 
 /// A running endpoint: apps, hubs, background tasks.
@@ -128,10 +157,13 @@ pub struct Endpoint {
 impl Endpoint {
     /// Builds every app's hub and starts their timers, webhooks and (with
     /// `[cluster]`) the cluster node; in a cluster, returns once the node
-    /// knows the cluster's state. Needs a tokio runtime.
+    /// knows the cluster's state. With `[apps_store]`, the apps (and the
+    /// usage kept) are read from PostgreSQL first, and followed there.
+    /// Needs a tokio runtime.
     ///
     /// # Errors
-    /// The cluster engine cannot be reached.
+    /// The cluster engine or the apps store cannot be reached, or the store
+    /// holds an invalid app.
     pub async fn start(config: &Config) -> Result<Self, StartError> {
         let metrics = Arc::new(Metrics::default());
         let seed = std::time::SystemTime::now()
@@ -145,8 +177,32 @@ impl Endpoint {
         let prepared = config.cluster.as_ref().map(crate::cluster::Prepared::new);
         let start = Instant::now();
         let clock = crate::cluster::Clock { origin: start };
+        // With a store, the apps (and the usage kept) are read from it; a
+        // store that cannot be reached or read refuses the start.
+        let (source, initial, kept) = match &config.apps_store {
+            None => (
+                AppsSource::File(config.file.clone()),
+                config.apps.clone(),
+                Vec::new(),
+            ),
+            Some(s) => {
+                let refused = |e: StoreError| {
+                    StartError::Store(format!("apps store {}: {e}", s.redacted_url()))
+                };
+                let store = PgStore::connect(&s.url).await.map_err(refused)?;
+                let apps = store.list().await.map_err(refused)?;
+                let kept = store.load_usage().await.map_err(refused)?;
+                metrics.apps_store_up.set(1);
+                tracing::info!(apps = apps.len(), store = %s.redacted_url(), "apps read from the store");
+                (AppsSource::Postgres(Arc::new(store)), apps, kept)
+            }
+        };
+        // This node in the usage kept: its cluster id, or one of its own.
+        let node = prepared
+            .as_ref()
+            .map_or_else(|| pusher_hub::NodeId::new("single", seed), |p| p.me.clone());
         let apps = LiveApps::new(
-            &config.apps,
+            &initial,
             Builder {
                 server: config.server.clone(),
                 metrics: metrics.clone(),
@@ -202,11 +258,24 @@ impl Endpoint {
             accepting: AtomicBool::new(true),
             cluster,
             admin_token: config.admin.token.clone(),
-            source: AppsSource::File(config.file.clone()),
+            source,
+            reloading: tokio::sync::Mutex::new(()),
             console: Default::default(),
         });
         tokio::spawn(peaks(state.clone()));
         crate::console::start(&state);
+        if let AppsSource::Postgres(store) = &state.source {
+            restore_usage(&state, &kept);
+            let (doorbell, rung) = mpsc::channel(1);
+            store.watch(doorbell);
+            tokio::spawn(follow_store(state.clone(), rung));
+            tokio::spawn(keep_usage(
+                state.clone(),
+                store.clone(),
+                node,
+                alive_tx.clone(),
+            ));
+        }
         Ok(Self {
             state,
             alive: alive_tx,
@@ -431,4 +500,118 @@ pub(crate) fn text(status: StatusCode, body: impl Into<Bytes>) -> Response<Full<
 /// Resolves once `rx` flips to true.
 pub(crate) async fn stopped(rx: &mut watch::Receiver<bool>) {
     let _ = rx.wait_for(|s| *s).await;
+}
+
+/// Follows the store: every change signalled (and every reconnection of
+/// the watcher) reloads the apps. A store gone keeps the apps in force;
+/// the next signal after it is back catches up.
+async fn follow_store(state: Arc<State>, mut rung: mpsc::Receiver<()>) {
+    let mut shutdown = state.shutdown.clone();
+    let mut failing = false;
+    let AppsSource::Postgres(store) = &state.source else {
+        return;
+    };
+    // The change feed lost: the store is down until a reload succeeds.
+    let mut lost = store.disconnects();
+    let mut every = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            r = rung.recv() => if r.is_none() { return },
+            _ = every.tick() => {
+                if store.disconnects() != lost {
+                    lost = store.disconnects();
+                    state.metrics.apps_store_up.set(0);
+                }
+                continue;
+            }
+            _ = stopped(&mut shutdown) => return,
+        }
+        // A reload after a loss tells whether the store is back.
+        lost = store.disconnects();
+        match state.reload_store().await {
+            Ok(c) => {
+                if failing {
+                    tracing::info!("apps store answers again; apps reloaded");
+                    failing = false;
+                }
+                if !c.is_empty() {
+                    tracing::info!(
+                        added = c.added,
+                        changed = c.changed,
+                        removed = c.removed,
+                        "apps changed in the store"
+                    );
+                }
+            }
+            Err(crate::admin::Refusal(_, message)) => {
+                if !failing {
+                    tracing::warn!(%message, "apps not reloaded from the store; the apps in force stay");
+                    failing = true;
+                }
+            }
+        }
+    }
+}
+
+/// How often this node's usage figures are written to the store.
+const USAGE_SAVE_EVERY: Duration = Duration::from_secs(10);
+
+/// Writes this node's usage figures to the store every
+/// [`USAGE_SAVE_EVERY`] and once more at shutdown: one statement for all
+/// apps, never on the publish path.
+async fn keep_usage(
+    state: Arc<State>,
+    store: Arc<PgStore>,
+    node: pusher_hub::NodeId,
+    alive: Alive,
+) {
+    let mut closing = state.closing.clone();
+    let mut every = tokio::time::interval(USAGE_SAVE_EVERY);
+    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    every.tick().await;
+    let key = node.to_string();
+    let mut failing = false;
+    loop {
+        let last = tokio::select! {
+            _ = every.tick() => false,
+            _ = stopped(&mut closing) => true,
+        };
+        let now = crate::usage::now_unix();
+        let rows: Vec<_> = state
+            .apps
+            .current()
+            .iter()
+            .filter(|a| !a.usage.usage().is_idle(now))
+            .map(|a| (key.clone(), a.config.id.clone(), a.usage.snapshot()))
+            .collect();
+        match store.save_usage(&rows).await {
+            Ok(()) => failing = false,
+            Err(e) => {
+                state.metrics.apps_store_error("usage_save");
+                if !failing {
+                    tracing::warn!(error = %e, "usage figures not written to the store; retrying every 10 s");
+                    failing = true;
+                }
+            }
+        }
+        if last {
+            break;
+        }
+    }
+    drop(alive);
+}
+
+/// Gives each app the usage the store kept (of every node, earlier runs of
+/// this one included).
+fn restore_usage(state: &State, kept: &[(String, String, pusher_hub::UsageReport)]) {
+    let apps = state.apps.current();
+    for (node, app, report) in kept {
+        let Some((name, run)) = node.rsplit_once('#') else {
+            continue;
+        };
+        let (Some(app), Ok(run)) = (apps.by_id(app), u64::from_str_radix(run, 16)) else {
+            continue;
+        };
+        app.usage.merge(pusher_hub::NodeId::new(name, run), report);
+    }
 }

@@ -27,6 +27,7 @@ mod endpoint;
 pub mod metrics;
 mod server;
 mod source;
+pub mod store;
 mod tls;
 pub mod usage;
 mod webhooks;

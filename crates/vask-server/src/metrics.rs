@@ -64,6 +64,11 @@ pub struct Metrics {
     pub cluster_node_deaths: Counter,
     webhooks_sent: Family<App, Counter>,
     webhook_attempts_failed: Family<App, Counter>,
+    /// 1 while the apps store (PostgreSQL) answers; 0 while it is lost.
+    pub apps_store_up: Gauge,
+    apps_store_errors: Family<Reason, Counter>,
+    /// Apps reloads that changed something (SIGHUP, admin API, store).
+    pub apps_reloads: Counter,
 }
 
 /// One app's counters.
@@ -133,6 +138,9 @@ impl Default for Metrics {
             cluster_node_deaths: Counter::default(),
             webhooks_sent: Family::default(),
             webhook_attempts_failed: Family::default(),
+            apps_store_up: Gauge::default(),
+            apps_store_errors: Family::default(),
+            apps_reloads: Counter::default(),
             registry: Registry::default(),
         };
         registry.register(
@@ -265,6 +273,21 @@ impl Default for Metrics {
             "Webhook delivery attempts that failed (non-2xx, timeout, connection error)",
             m.webhook_attempts_failed.clone(),
         );
+        registry.register(
+            "apps_store_up",
+            "1 while the apps store (PostgreSQL) answers",
+            m.apps_store_up.clone(),
+        );
+        registry.register(
+            "apps_store_errors",
+            "Apps store operations that failed, by operation",
+            m.apps_store_errors.clone(),
+        );
+        registry.register(
+            "apps_reloads",
+            "Reloads of the apps that changed something",
+            m.apps_reloads.clone(),
+        );
         Self { registry, ..m }
     }
 }
@@ -313,7 +336,16 @@ impl Metrics {
             .inc();
     }
 
-    /// Counts cluster messages lost, by reason.
+    /// Counts a failed apps store operation (`list`, `usage_save`, ...).
+    pub fn apps_store_error(&self, op: &str) {
+        self.apps_store_errors
+            .get_or_create(&Reason {
+                reason: op.to_owned(),
+            })
+            .inc();
+    }
+
+    /// Counts cluster messages dropped, by reason.
     pub fn cluster_dropped(&self, reason: &str, n: u64) {
         self.cluster_dropped_family
             .get_or_create(&Reason {

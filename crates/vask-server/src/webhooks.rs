@@ -12,7 +12,7 @@ use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::Client;
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::rt::TokioExecutor;
-use pusher_hub::{BatchRules, Batcher, Hub, Notification, NotificationSink};
+use pusher_hub::{BatchRules, Batcher, Hub, Millis, Notification, NotificationSink};
 use pusher_proto::webhook::{WebhookBody, WebhookEvent};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -140,13 +140,13 @@ pub(crate) async fn run(
         shutdown: shutdown.clone(),
     });
     let mut batcher = Batcher::new(BatchRules {
-        batch_ms: settings.batch_ms,
+        batch: Duration::from_millis(settings.batch_ms),
         batch_max: settings.batch_max,
-        hold_ms: settings.hold_ms,
+        hold: Duration::from_millis(settings.hold_ms),
     });
     let mut deliveries = JoinSet::new();
     let mut stopping = false;
-    let now = || origin.elapsed().as_millis() as u64;
+    let now = || Millis::from(origin.elapsed());
 
     loop {
         while let Some(batch) = batcher.release_due(now()) {
@@ -192,8 +192,8 @@ pub(crate) async fn run(
     drop(alive);
 }
 
-fn hub_instant(origin: std::time::Instant, ms: u64) -> Instant {
-    Instant::from_std(origin + Duration::from_millis(ms))
+fn hub_instant(origin: std::time::Instant, t: Millis) -> Instant {
+    crate::cluster::Clock { origin }.instant(t)
 }
 
 fn flush(sender: &Arc<Sender>, events: Vec<WebhookEvent>, deliveries: &mut JoinSet<()>) {
@@ -228,7 +228,7 @@ fn flush(sender: &Arc<Sender>, events: Vec<WebhookEvent>, deliveries: &mut JoinS
             })
             .collect();
         if !done.is_empty() {
-            let now = sender.origin.elapsed().as_millis() as u64;
+            let now = Millis::from(sender.origin.elapsed());
             sender.hub.webhook_delivered(&done, now);
         }
     });

@@ -253,7 +253,7 @@ async fn connection<R: Read, W: Write>(
         state.config.outbox_capacity,
         state.config.outbox_max_bytes,
     ));
-    let mut session = match app.hub.connect(outbox.clone(), state.now_ms()) {
+    let mut session = match app.hub.connect(outbox.clone(), state.now()) {
         Ok(s) => s,
         Err(code) => {
             if code == ErrorCode::OverConnectionQuota {
@@ -323,7 +323,7 @@ async fn connection<R: Read, W: Write>(
                 }
             }
             msg = ws.next() => {
-                let now = state.now_ms();
+                let now = state.now();
                 match msg {
                     Some(Ok(Message::Text(t))) => {
                         app.metrics.messages_in.inc();
@@ -372,7 +372,7 @@ async fn connection<R: Read, W: Write>(
                 }
             }
             _ = &mut sleep => {
-                let done = session.handle_timeout(state.now_ms());
+                let done = session.handle_timeout(state.now());
                 count(&app, done.delivery);
                 if let Action::Close(code) = done.action {
                     break End::Close(code);
@@ -424,7 +424,7 @@ async fn connection<R: Read, W: Write>(
         }
     }
     app.metrics.console.closed(session.socket_id(), closed_with);
-    session.close(state.now_ms());
+    session.close(state.now());
     app.metrics.connections.dec();
     outbox.close(ErrorCode::Reconnect);
 }

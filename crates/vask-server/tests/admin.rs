@@ -95,6 +95,12 @@ async fn apps_are_listed_without_secrets_and_writes_are_refused_with_409() {
     let (status, _, usage) = admin(s.addr, "GET", "/admin/apps/1/usage", Some(TOKEN), None).await;
     assert_eq!(status, 200, "{usage}");
     assert!(usage["day"]["start"].is_string(), "{usage}");
+    let (status, _, all) = admin(s.addr, "GET", "/admin/usage", Some(TOKEN), None).await;
+    assert_eq!(status, 200, "{all}");
+    assert_eq!(
+        all["apps"]["1"]["month"]["start"], usage["month"]["start"],
+        "{all}"
+    );
     let (status, _, _) = admin(s.addr, "GET", "/admin/apps/9", Some(TOKEN), None).await;
     assert_eq!(status, 404);
 

@@ -46,6 +46,7 @@ on_both_engines!(
     a_late_node_gets_a_state_larger_than_a_bus_message,
     the_engine_can_die_and_come_back,
     a_node_without_its_engine_refuses_to_start,
+    apps_added_and_removed_live_cross_the_cluster,
 );
 
 async fn three(engine: &Engine, hook: Option<std::net::SocketAddr>) -> Vec<vask_server::Running> {
@@ -444,4 +445,57 @@ async fn a_node_without_its_engine_refuses_to_start(kind: Kind) {
     assert_eq!(err.trim().lines().count(), 1, "{err}");
     assert!(out.stdout.is_empty());
     assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+/// An app added while the nodes run is hosted on the bus at once: a
+/// publish on one node reaches its subscribers on the other; once deleted,
+/// the nodes stop carrying it.
+async fn apps_added_and_removed_live_cross_the_cluster(kind: Kind) {
+    let engine = Engine::start(kind);
+    let a = node(&engine.url(), "a", cluster_app(None)).await;
+    let b = node(&engine.url(), "b", cluster_app(None)).await;
+    let extra = vask_server::AppConfig {
+        id: "2".into(),
+        key: "extra-key".into(),
+        secret: "extra-secret".into(),
+        ..cluster_app(None)
+    };
+    for n in [&a, &b] {
+        let c = n
+            .state
+            .apps
+            .replace(&[cluster_app(None), extra.clone()])
+            .unwrap();
+        assert_eq!(c.added, 1);
+    }
+    let mut ws = connect(a.addr, "extra-key").await;
+    ws.subscribe("news").await;
+    let api = Api::new(b.addr, "2", "extra-key", "extra-secret");
+    let r = api
+        .trigger(json!({"name":"e","channel":"news","data":"across"}))
+        .await;
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(ws.recv_event().await["data"], "across");
+    // Cluster-wide queries see the other node's subscriber.
+    let r = api
+        .get("channels/news", &[("info", "subscription_count")])
+        .await;
+    assert_eq!(r.body["subscription_count"], 1, "{}", r.body);
+
+    // Deleted on both: the connection is closed with 4001, the API says 404.
+    for n in [&a, &b] {
+        n.state.apps.replace(&[cluster_app(None)]).unwrap();
+    }
+    assert_eq!(ws.closed_with().await, Some(4001));
+    assert_eq!(api.get("channels", &[]).await.status, 404);
+    // The first app still crosses the cluster.
+    let mut first = connect(a.addr, "test-key").await;
+    first.subscribe("news").await;
+    let r = Api::default_app(b.addr)
+        .trigger(json!({"name":"e","channel":"news","data":"still"}))
+        .await;
+    assert_eq!(r.status, 200);
+    assert_eq!(first.recv_event().await["data"], "still");
+    a.shutdown().await;
+    b.shutdown().await;
 }

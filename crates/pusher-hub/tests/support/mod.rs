@@ -8,7 +8,7 @@ pub mod sim;
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
-use pusher_hub::{Full, Hub, HubConfig, Notification, NotificationSink, Outbox, Session};
+use pusher_hub::{Full, Hub, HubConfig, Millis, Notification, NotificationSink, Outbox, Session};
 use pusher_proto::{ErrorCode, ServerFrame};
 
 pub const KEY: &str = "278d425bdf160c739803";
@@ -83,7 +83,7 @@ pub struct Client {
 impl Client {
     pub fn connect(hub: &Arc<Hub>) -> Self {
         let out = Arc::new(Recorder::default());
-        let session = hub.connect(out.clone(), 0).unwrap();
+        let session = hub.connect(out.clone(), Millis::ZERO).unwrap();
         let established = out.take();
         assert_eq!(established.len(), 1);
         assert!(established[0].starts_with(r#"{"event":"pusher:connection_established""#));
@@ -95,7 +95,9 @@ impl Client {
     }
 
     pub fn send(&mut self, frame: &str, now: u64) -> pusher_hub::Action {
-        self.session.handle_text(frame.as_bytes(), now).action
+        self.session
+            .handle_text(frame.as_bytes(), Millis::from_millis(now))
+            .action
     }
 
     pub fn subscribe(&mut self, channel: &str) {

@@ -7,7 +7,9 @@ use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
-use pusher_hub::{AppSink, ClusterNode, Hub, HubConfig, NodeId, Notification, Wire};
+use std::time::Duration;
+
+use pusher_hub::{AppSink, ClusterNode, Hub, HubConfig, Millis, NodeId, Notification, Wire};
 
 use super::{Notes, config};
 
@@ -30,7 +32,7 @@ type Filter = Box<dyn FnMut(&Wire) -> bool>;
 pub struct Sim {
     pub nodes: Vec<SimNode>,
     bus: Bus,
-    pub now: u64,
+    pub now: Millis,
     /// Every webhook delivered, by whom.
     pub webhooks: Vec<(usize, Notification)>,
     /// The next this many messages are lost (a lossy bus).
@@ -49,7 +51,7 @@ impl Sim {
         let mut sim = Self {
             nodes: Vec::new(),
             bus: Arc::new(Mutex::new(VecDeque::new())),
-            now: 0,
+            now: Millis::ZERO,
             webhooks: Vec::new(),
             drop_next: 0,
             drop_if: None,
@@ -80,7 +82,11 @@ impl Sim {
                 .with_notifications(notes.clone())
                 .with_cluster(me.clone(), Arc::new(sink)),
         );
-        let mut node = ClusterNode::new(me, HEARTBEAT_MS, TIMEOUT_MS);
+        let mut node = ClusterNode::new(
+            me,
+            Duration::from_millis(HEARTBEAT_MS),
+            Duration::from_millis(TIMEOUT_MS),
+        );
         node.add_app("1", hub.clone(), self.now);
         node.bus_up(self.now);
         self.nodes.push(SimNode {
@@ -133,7 +139,7 @@ impl Sim {
                 continue;
             }
             if std::env::var("SIM_DEBUG").is_ok() {
-                eprintln!("{} {w:?}", self.now);
+                eprintln!("{:?} {w:?}", self.now);
             }
             for n in &mut self.nodes {
                 if n.alive.load(Ordering::SeqCst) && n.up && n.node.me() != w.from() {
@@ -163,9 +169,9 @@ impl Sim {
 
     /// Time passes: heartbeats, timeouts, and the messages they cause.
     pub fn advance(&mut self, ms: u64) {
-        let end = self.now + ms;
+        let end = self.now + Duration::from_millis(ms);
         while self.now < end {
-            self.now = (self.now + 250).min(end);
+            self.now = (self.now + Duration::from_millis(250)).min(end);
             for n in &mut self.nodes {
                 if n.alive.load(Ordering::SeqCst) {
                     let _ = n.node.handle_timeout(self.now);

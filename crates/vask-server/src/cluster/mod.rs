@@ -20,7 +20,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use pusher_hub::{AppSink, ClusterNode, Hub, NodeId, NodeOutcome, UsageReport, Wire};
+use pusher_hub::{AppSink, ClusterNode, Hub, Millis, NodeId, NodeOutcome, UsageReport, Wire};
 use tokio::sync::{mpsc, watch};
 
 use crate::config::ClusterConfig;
@@ -252,12 +252,15 @@ pub(crate) struct Clock {
 }
 
 impl Clock {
-    pub(crate) fn now(self) -> u64 {
-        self.origin.elapsed().as_millis() as u64
+    pub(crate) fn now(self) -> Millis {
+        Millis::from(self.origin.elapsed())
     }
 
-    pub(crate) fn instant(self, ms: u64) -> tokio::time::Instant {
-        tokio::time::Instant::from_std(self.origin + Duration::from_millis(ms.min(u64::MAX / 4)))
+    /// The instant of a hub-clock time (a far one is capped: a timer
+    /// nobody needs is a sleep of years, not an overflow).
+    pub(crate) fn instant(self, t: Millis) -> tokio::time::Instant {
+        let ms = t.as_millis().min(u64::MAX / 4);
+        tokio::time::Instant::from_std(self.origin + Duration::from_millis(ms))
     }
 }
 
@@ -285,7 +288,11 @@ pub(crate) async fn start(
             c.redacted_url()
         )
     })?);
-    let mut node = ClusterNode::new(me.clone(), c.heartbeat_ms, c.node_timeout_ms);
+    let mut node = ClusterNode::new(
+        me.clone(),
+        Duration::from_millis(c.heartbeat_ms),
+        Duration::from_millis(c.node_timeout_ms),
+    );
     let mut app_metrics = std::collections::HashMap::new();
     let mut usage = BTreeMap::new();
     for (app, hub, m, u) in hubs {

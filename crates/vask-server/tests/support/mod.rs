@@ -3,6 +3,7 @@
 #![allow(dead_code, unreachable_pub)]
 
 pub mod cluster;
+pub mod postgres;
 
 use std::net::SocketAddr;
 use std::time::Duration;
