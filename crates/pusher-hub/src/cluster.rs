@@ -385,6 +385,27 @@ pub enum Wire {
         /// The sender.
         from: NodeId,
     },
+    /// For an observer of the cluster (Vask's debug console): the sender
+    /// watches these apps and asks the others to share what happens to
+    /// them, for a few seconds after each such message. Opaque to the hub.
+    Watch {
+        /// The sender.
+        from: NodeId,
+        /// The app ids watched.
+        #[serde(default)]
+        apps: Vec<String>,
+    },
+    /// What happened to `app` on the sender, for the nodes that watch it:
+    /// lines (JSON) the hub does not read.
+    Observed {
+        /// The sender.
+        from: NodeId,
+        /// The app id.
+        app: String,
+        /// What happened, in order.
+        #[serde(default)]
+        lines: Vec<String>,
+    },
 }
 
 impl Wire {
@@ -422,6 +443,8 @@ impl Wire {
             | Self::Heartbeat { from, .. }
             | Self::SyncRequest { from, .. }
             | Self::Usage { from, .. }
+            | Self::Watch { from, .. }
+            | Self::Observed { from, .. }
             | Self::Goodbye { from } => from,
         }
     }

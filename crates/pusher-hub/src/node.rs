@@ -278,6 +278,8 @@ impl ClusterNode {
             // time the node does not have); here they only show the sender
             // alive.
             Wire::Usage { .. } => {}
+            // An observer's (the driver's), like usage.
+            Wire::Watch { .. } | Wire::Observed { .. } => {}
         }
         outcome
     }

@@ -392,10 +392,12 @@ async fn refusals_show_in_the_feed_with_their_reasons() {
     s.shutdown().await;
 }
 
-/// In a cluster (on Redis): counts are the cluster's, an API publish on
-/// another node shows (naming that node), and none shows twice.
+/// In a cluster (on Redis): counts are the cluster's, and what happens on
+/// another node shows (naming that node) once it knows a page watches,
+/// within about a second: its connections, subscriptions and publishes;
+/// none shows twice.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn in_a_cluster_the_console_shows_other_nodes_publishes_once() {
+async fn in_a_cluster_the_console_shows_other_nodes_events_once() {
     use support::cluster::*;
     let engine = Engine::start(Kind::Redis);
     let mut ca = node_config(&engine.url(), "a", cluster_app(None));
@@ -407,9 +409,32 @@ async fn in_a_cluster_the_console_shows_other_nodes_publishes_once() {
     let mut seen = String::new();
     next_of(&mut f, "hello", &mut seen).await;
 
-    // A client on node B counts on node A's page.
-    let mut on_b = connect(b.addr, "test-key").await;
+    // A client connecting to node B shows on node A's page, naming B, once
+    // B knows the page watches (clients that connected before may not).
+    let started = tokio::time::Instant::now();
+    let mut on_b = loop {
+        let c = connect(b.addr, "test-key").await;
+        let shown = tokio::time::timeout(
+            std::time::Duration::from_millis(400),
+            next_of(&mut f, "event:connection_opened", &mut seen),
+        )
+        .await;
+        if let Ok(e) = shown {
+            assert!(e["node"].as_str().unwrap().starts_with("b#"), "{e}");
+            if e["socket_id"] == c.socket_id.as_str() {
+                break c;
+            }
+        }
+        assert!(
+            started.elapsed() < WAIT,
+            "B's connections never shown: {seen}"
+        );
+    };
+    eprintln!("B shares its events after {:?}", started.elapsed());
     on_b.subscribe("news").await;
+    let e = next_of(&mut f, "event:subscribed", &mut seen).await;
+    assert_eq!(e["channel"], "news", "{e}");
+    assert!(e["node"].as_str().unwrap().starts_with("b#"), "{e}");
     let deadline = tokio::time::Instant::now() + WAIT;
     loop {
         let s = next_of(&mut f, "state", &mut seen).await;

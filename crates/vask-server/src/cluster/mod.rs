@@ -307,6 +307,7 @@ pub(crate) async fn start(
         status.clone(),
         metrics.clone(),
     ));
+    let (observed, observed_rx) = mpsc::channel(OBSERVED);
     let driver = Driver {
         node,
         engine,
@@ -317,8 +318,10 @@ pub(crate) async fn start(
         app_metrics,
         usage,
         reports: 0,
+        watched: Default::default(),
+        observed,
     };
-    tokio::spawn(driver.run(events, changes, closing, alive));
+    tokio::spawn(driver.run(events, changes, observed_rx, closing, alive));
     // Answer for the cluster only once its state is known.
     let deadline = Instant::now() + Duration::from_millis(c.node_timeout_ms);
     while !status.synced.load(Ordering::Relaxed) && Instant::now() < deadline {
@@ -344,13 +347,23 @@ struct Driver {
     usage: BTreeMap<String, Arc<AppUsage>>,
     /// Usage reports sent.
     reports: u64,
+    /// The debug console: apps a page on another node watches, until when.
+    watched: std::collections::HashMap<String, Instant>,
+    /// Where this node's taps put the events those pages want.
+    observed: mpsc::Sender<(String, Arc<str>)>,
 }
+
+/// Console events waiting to be shared over the bus.
+const OBSERVED: usize = 4096;
+/// How long another node's console watch lasts without being renewed.
+const WATCH_FOR: Duration = Duration::from_secs(3);
 
 impl Driver {
     async fn run(
         mut self,
         mut events: mpsc::Receiver<BusEvent>,
         mut changes: mpsc::Receiver<AppChange>,
+        mut observed: mpsc::Receiver<(String, Arc<str>)>,
         mut closing: watch::Receiver<bool>,
         alive: Alive,
     ) {
@@ -359,7 +372,11 @@ impl Driver {
         loop {
             let wake = self.clock.instant(self.node.poll_timeout());
             tokio::select! {
-                _ = report.tick() => self.report_usage(),
+                _ = report.tick() => {
+                    self.report_usage();
+                    self.console_tick();
+                }
+                Some(first) = observed.recv() => self.share_observed(first, &mut observed),
                 Some(change) = changes.recv() => self.change(change),
                 ev = events.recv() => match ev {
                     Some(ev) => self.event(ev).await,
@@ -437,11 +454,11 @@ impl Driver {
                         if let Wire::Usage { from, of, apps } = &w {
                             self.merge_usage(of.as_ref().unwrap_or(from), apps);
                         }
+                        self.console_message(&w);
                         let app = match &w {
                             Wire::App { app, .. } => Some(app.clone()),
                             _ => None,
                         };
-                        crate::console::remote(&self.app_metrics, self.node.me(), &w);
                         let outcome = self.node.handle(w, now);
                         let fanned_out = outcome.delivery.delivered + outcome.delivery.dropped;
                         if let Some(m) = app.and_then(|a| self.app_metrics.get(&a)) {
@@ -485,6 +502,95 @@ impl Driver {
                 self.usage.remove(&id);
                 self.app_metrics.remove(&id);
             }
+        }
+    }
+
+    /// Once a second, for the debug console: asks the others to share the
+    /// events of the apps a page here watches; stops sharing the apps no
+    /// page elsewhere watches any more; counts what could not be shared.
+    fn console_tick(&mut self) {
+        let here: Vec<String> = self
+            .app_metrics
+            .iter()
+            .filter(|(_, m)| m.console.watched_here())
+            .map(|(id, _)| id.clone())
+            .collect();
+        if !here.is_empty() && self.status.is_up() {
+            self.send(Wire::Watch {
+                from: self.node.me().clone(),
+                apps: here,
+            });
+        }
+        let now = Instant::now();
+        let app_metrics = &self.app_metrics;
+        self.watched.retain(|app, until| {
+            let on = *until > now;
+            if !on && let Some(m) = app_metrics.get(app) {
+                m.console.unshare();
+            }
+            on
+        });
+        for m in self.app_metrics.values() {
+            let n = m.console.take_unshared();
+            if n > 0 {
+                m.dropped("console_unshared", n);
+            }
+        }
+    }
+
+    /// A console message of another node: a watch to honour, or events to
+    /// show here.
+    fn console_message(&mut self, w: &Wire) {
+        match w {
+            Wire::Watch { from, apps } if from != self.node.me() => {
+                for app in apps {
+                    let Some(m) = self.app_metrics.get(app) else {
+                        continue;
+                    };
+                    let queue = self.observed.clone();
+                    m.console.share(|| (app.clone(), queue));
+                    self.watched.insert(app.clone(), Instant::now() + WATCH_FOR);
+                }
+            }
+            Wire::Observed { from, app, lines } if from != self.node.me() => {
+                if let Some(m) = self.app_metrics.get(app) {
+                    let node = from.to_string();
+                    for line in lines {
+                        m.console.inject(&node, line);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+
+    /// Sends the events queued for other nodes' consoles, a message per
+    /// app for what waits now (at most a few hundred at once).
+    fn share_observed(
+        &mut self,
+        first: (String, Arc<str>),
+        queue: &mut mpsc::Receiver<(String, Arc<str>)>,
+    ) {
+        let mut by_app: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut next = Some(first);
+        let mut n = 0;
+        while let Some((app, line)) = next.take() {
+            by_app.entry(app).or_default().push(line.to_string());
+            n += 1;
+            if n < 256 {
+                next = queue.try_recv().ok();
+            }
+        }
+        if !self.status.is_up() {
+            return;
+        }
+        let me = self.node.me().clone();
+        for (app, lines) in by_app {
+            self.send(Wire::Observed {
+                from: me.clone(),
+                app,
+                lines,
+            });
         }
     }
 

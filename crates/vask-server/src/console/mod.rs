@@ -12,12 +12,17 @@
 //! path one relaxed load while no page watches.
 //!
 //! In a cluster, counts, channels and members are cluster-wide (the hub's
-//! replicas); the log shows this node's connections, subscriptions, client
-//! events, API calls, quota refusals and webhooks, and the events published
-//! on other nodes (API and client events) as they arrive here. Channel
-//! occupied/vacated and member added/removed lines come from the node that
-//! sends webhooks (the leader); on other nodes the channel table shows them.
-//! The console never shows an app's secret.
+//! replicas), and so is the log: a node with a page open on an app says so
+//! on the bus every second (`Wire::Watch`), and every other node then
+//! shares that app's events with it (`Wire::Observed`, batched, from a
+//! bounded queue: what does not fit is counted as
+//! `vask_dropped_total{reason="console_unshared"}`) until the watch lapses
+//! (3 s). Each event shows once, on the node where it happened, named in
+//! the log: connections, subscriptions, client events and API publishes
+//! where the client or the call was; channel occupied/vacated, members and
+//! webhooks on the node that sends webhooks (the leader). An app nobody
+//! watches anywhere costs two relaxed loads per hook. The console never
+//! shows an app's secret.
 
 mod tap;
 
@@ -144,35 +149,6 @@ async fn sample(state: Arc<State>) {
             }
             _ = stopped(&mut shutdown) => return,
         }
-    }
-}
-
-/// Events published on another node, as the cluster driver receives them.
-/// The bus may echo this node's own messages (`me`): those were logged
-/// where they happened.
-pub(crate) fn remote(
-    apps: &HashMap<String, crate::metrics::AppMetrics>,
-    me: &pusher_hub::NodeId,
-    wire: &pusher_hub::Wire,
-) {
-    if let pusher_hub::Wire::App {
-        from,
-        app,
-        message:
-            pusher_hub::ClusterMessage::Publish {
-                channel,
-                event,
-                data,
-                from_api,
-                ..
-            },
-        ..
-    } = wire
-        && from != me
-        && let Some(m) = apps.get(app)
-    {
-        m.console
-            .remote_publish(&from.to_string(), channel, event, data, *from_api);
     }
 }
 

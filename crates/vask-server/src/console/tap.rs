@@ -8,14 +8,14 @@
 //! events (counted in `vask_dropped_total{reason="console_lagged"}` and
 //! shown on its page as "N events skipped").
 
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, OnceLock};
 
 use parking_lot::Mutex;
 use pusher_hub::{Notification, Refused, Session, UsageReport};
 use pusher_proto::{ClientFrame, ErrorCode, SocketId};
 use serde_json::{Value, json};
-use tokio::sync::broadcast;
+use tokio::sync::{broadcast, mpsc};
 
 /// Events queued per viewer before the slowest misses some.
 const QUEUE: usize = 1024;
@@ -24,9 +24,20 @@ const MAX_DATA: usize = 2048;
 /// Minutes of history kept.
 pub(crate) const MINUTES: usize = 60;
 
+/// Where an app's events go to be shared with the cluster: the app id and
+/// the cluster driver's queue.
+pub(crate) type Share = (String, mpsc::Sender<(String, Arc<str>)>);
+
 /// One app's console feed.
 pub(crate) struct Tap {
     viewers: AtomicUsize,
+    /// Set while a console page on another node watches this app: its
+    /// events are then shared over the cluster bus too.
+    shared: AtomicBool,
+    /// Where shared events go (set by the cluster driver).
+    share: OnceLock<Share>,
+    /// Events not shared because the driver's queue was full.
+    unshared: AtomicU64,
     /// Made when the first page watches: an app nobody watches holds no
     /// queue.
     tx: OnceLock<broadcast::Sender<Arc<str>>>,
@@ -48,6 +59,9 @@ impl Default for Tap {
     fn default() -> Self {
         Self {
             viewers: AtomicUsize::new(0),
+            shared: AtomicBool::new(false),
+            share: OnceLock::new(),
+            unshared: AtomicU64::new(0),
             tx: OnceLock::new(),
             history: Mutex::new(History::default()),
             state: Mutex::new(None),
@@ -95,11 +109,49 @@ fn cut(text: &str) -> String {
 }
 
 impl Tap {
-    /// Whether any console page watches this app: the first thing every
-    /// hook checks, so that without viewers a hook costs one relaxed load.
+    /// Whether any console page watches this app, here or on another node:
+    /// the first thing every hook checks, so that without viewers a hook
+    /// costs two relaxed loads.
     #[inline]
     pub(crate) fn active(&self) -> bool {
+        self.viewers.load(Ordering::Relaxed) > 0 || self.shared.load(Ordering::Relaxed)
+    }
+
+    /// Whether a console page on this node watches this app.
+    pub(crate) fn watched_here(&self) -> bool {
         self.viewers.load(Ordering::Relaxed) > 0
+    }
+
+    /// A page on another node watches this app: its events are shared
+    /// through `share` too, until [`Tap::unshare`].
+    pub(crate) fn share(&self, share: impl FnOnce() -> Share) {
+        self.share.get_or_init(share);
+        self.shared.store(true, Ordering::Relaxed);
+    }
+
+    /// No page on another node watches this app any more.
+    pub(crate) fn unshare(&self) {
+        self.shared.store(false, Ordering::Relaxed);
+    }
+
+    /// Events not shared (the cluster queue was full) since the last call.
+    pub(crate) fn take_unshared(&self) -> u64 {
+        self.unshared.swap(0, Ordering::Relaxed)
+    }
+
+    /// Shows an event that happened on node `node` (shared over the bus)
+    /// to this node's pages; never shared again.
+    pub(crate) fn inject(&self, node: &str, line: &str) {
+        if !self.watched_here() {
+            return;
+        }
+        let Ok(Value::Object(mut m)) = serde_json::from_str::<Value>(line) else {
+            return;
+        };
+        m.insert("node".into(), node.into());
+        if let Some(tx) = self.tx.get() {
+            let _ = tx.send(Arc::from(Value::Object(m).to_string()));
+        }
     }
 
     /// Starts watching.
@@ -122,9 +174,18 @@ impl Tap {
             m.insert("kind".into(), kind.into());
             m.insert("t".into(), now_ms().into());
         }
+        let line: Arc<str> = Arc::from(fields.to_string());
+        if self.shared.load(Ordering::Relaxed)
+            && let Some((app, queue)) = self.share.get()
+            && queue.try_send((app.clone(), line.clone())).is_err()
+        {
+            self.unshared.fetch_add(1, Ordering::Relaxed);
+        }
         // No receiver left (the last viewer just went): nothing to do.
-        if let Some(tx) = self.tx.get() {
-            let _ = tx.send(Arc::from(fields.to_string()));
+        if self.watched_here()
+            && let Some(tx) = self.tx.get()
+        {
+            let _ = tx.send(line);
         }
     }
 
@@ -298,29 +359,6 @@ impl Tap {
                 }
             }
             _ => one(&v),
-        }
-    }
-
-    /// An event published on another node of the cluster (through its API
-    /// or by one of its clients), as it arrives here.
-    pub(crate) fn remote_publish(
-        &self,
-        node: &str,
-        channel: &str,
-        event: &str,
-        data: &str,
-        from_api: bool,
-    ) {
-        if self.active() {
-            let kind = if from_api {
-                "api_publish"
-            } else {
-                "client_event"
-            };
-            self.emit(
-                kind,
-                json!({ "channel": channel, "event": event, "data": cut(data), "node": node }),
-            );
         }
     }
 
