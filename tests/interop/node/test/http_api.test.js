@@ -246,7 +246,12 @@ describe('http api', () => {
     const name = uniq('vacate-');
     const client = await h.connected();
     await subscribed(client, name);
-    let info = await (await h.sdk.get({ path: `/channels/${name}` })).json();
+    // In cluster mode the SDK asks another node: the subscription reaches
+    // it over the bus a moment later.
+    let info = await settled(
+      async () => (await h.sdk.get({ path: `/channels/${name}` })).json(),
+      { occupied: true },
+    );
     assert.deepEqual(info, { occupied: true });
     client.unsubscribe(name);
     let tries = 0;
