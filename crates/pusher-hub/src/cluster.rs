@@ -436,6 +436,26 @@ impl Wire {
         serde_json::from_slice(bytes)
     }
 
+    /// Decodes a bus payload of [`Wire::encode_batch`] message by message:
+    /// those this version does not know (a newer node's, during a rolling
+    /// upgrade) are skipped and counted, and the rest are kept.
+    ///
+    /// # Errors
+    /// The bytes are not a JSON array.
+    pub fn decode_batch_lenient(bytes: &[u8]) -> Result<(Vec<Self>, u64), serde_json::Error> {
+        let items: Vec<&serde_json::value::RawValue> = serde_json::from_slice(bytes)?;
+        let mut skipped = 0;
+        let batch = items
+            .into_iter()
+            .filter_map(|raw| {
+                serde_json::from_str(raw.get())
+                    .map_err(|_| skipped += 1)
+                    .ok()
+            })
+            .collect();
+        Ok((batch, skipped))
+    }
+
     /// The node that sent it.
     pub fn from(&self) -> &NodeId {
         match self {
@@ -534,6 +554,22 @@ mod tests {
         ClusterMessage::Terminate {
             user_id: "u".into(),
         }
+    }
+
+    #[test]
+    fn a_batch_keeps_the_messages_it_knows() {
+        let bye = Wire::Goodbye {
+            from: NodeId::new("a", 1),
+        };
+        let mut text = String::from_utf8(Wire::encode_batch(std::slice::from_ref(&bye))).unwrap();
+        text.insert_str(
+            1,
+            r#"{"from_the_future":{"from":{"name":"b","incarnation":2}}},"#,
+        );
+        let (batch, skipped) = Wire::decode_batch_lenient(text.as_bytes()).unwrap();
+        assert_eq!((batch, skipped), (vec![bye], 1));
+        assert!(Wire::decode_batch(text.as_bytes()).is_err());
+        assert!(Wire::decode_batch_lenient(b"{}").is_err());
     }
 
     #[test]

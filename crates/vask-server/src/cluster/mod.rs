@@ -447,8 +447,12 @@ impl Driver {
                     "cluster messages lost: this node reads the bus too slowly"
                 );
             }
-            BusEvent::Message(bytes) => match Wire::decode_batch(&bytes) {
-                Ok(batch) => {
+            BusEvent::Message(bytes) => match Wire::decode_batch_lenient(&bytes) {
+                Ok((batch, skipped)) => {
+                    if skipped > 0 {
+                        self.metrics.cluster_dropped("unknown_message", skipped);
+                        tracing::debug!(skipped, "cluster messages of a newer version skipped");
+                    }
                     self.metrics.cluster_messages_in.inc_by(batch.len() as u64);
                     for w in batch {
                         if let Wire::Usage { from, of, apps } = &w {
