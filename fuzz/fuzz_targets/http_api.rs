@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use pusher_hub::{ApiTarget, AppRef, Full, Hub, HubConfig, Outbox, Session};
+use pusher_hub::{ApiTarget, AppRef, Full, Hub, HubConfig, Millis, Outbox, Session};
 use pusher_proto::ErrorCode;
 
 #[derive(Default)]
@@ -29,17 +29,17 @@ fn hub() -> (Arc<Hub>, Vec<Session>) {
     let hub = Arc::new(Hub::new(config));
     let mut sessions = Vec::new();
     for (i, ch) in ["news", "presence-room", "cache-c", "private-p"].iter().enumerate() {
-        let mut s = hub.connect(Arc::new(Sink::default()), 0).unwrap();
+        let mut s = hub.connect(Arc::new(Sink::default()), Millis::ZERO).unwrap();
         let sid = s.socket_id().to_string();
         let data = format!(r#"{{"user_id":"u{i}"}}"#);
         let presence = ch.starts_with("presence-");
         let auth = pusher_auth::sign_channel("key", "secret", &sid, ch, presence.then_some(data.as_str()));
         let frame = serde_json::json!({"event":"pusher:subscribe","data":{"channel":ch,"auth":auth,"channel_data":data}});
-        let _ = s.handle_text(frame.to_string().as_bytes(), 0);
+        let _ = s.handle_text(frame.to_string().as_bytes(), Millis::ZERO);
         let ud = format!(r#"{{"id":"u{i}"}}"#);
         let auth = pusher_auth::sign_user("key", "secret", &sid, &ud);
         let frame = serde_json::json!({"event":"pusher:signin","data":{"auth":auth,"user_data":ud}});
-        let _ = s.handle_text(frame.to_string().as_bytes(), 0);
+        let _ = s.handle_text(frame.to_string().as_bytes(), Millis::ZERO);
         sessions.push(s);
     }
     (hub, sessions)
@@ -81,7 +81,7 @@ fuzz_target!(|data: &[u8]| {
             return;
         }
     };
-    let r = call.finish(&hub, body, 1);
+    let r = call.finish(&hub, body, Millis::from_millis(1));
     assert!(serde_json::from_slice::<serde_json::Value>(&r.body).is_ok(), "{r:?}");
     if r.status == 200 {
         assert!(signed, "an unsigned request was executed");

@@ -3,10 +3,11 @@
 //! once everyone has left and caches expired the hub holds nothing.
 #![no_main]
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use bytes::Bytes;
 use libfuzzer_sys::fuzz_target;
-use pusher_hub::{Full, Hub, HubConfig, Outbox, Publish, Session};
+use pusher_hub::{Full, Hub, HubConfig, Millis, Outbox, Publish, Session};
 use pusher_proto::http::InfoRequest;
 use pusher_proto::{ChannelName, ErrorCode};
 
@@ -55,10 +56,10 @@ fuzz_target!(|data: &[u8]| {
     config.subscription_count_threshold = 2;
     let hub = Arc::new(Hub::new(config));
     let mut sessions: Vec<Option<Session>> = Vec::new();
-    let mut now = 0u64;
+    let mut now = Millis::ZERO;
     for chunk in data.chunks(3) {
         let [op, a, b] = [chunk[0], *chunk.get(1).unwrap_or(&0), *chunk.get(2).unwrap_or(&0)];
-        now += u64::from(b) * 37;
+        now = now + Duration::from_millis(u64::from(b) * 37);
         match op % 8 {
             0 if sessions.len() < 16 => {
                 let s = hub.connect(Arc::new(Sink(Mutex::new(0))), now).ok();
@@ -101,6 +102,6 @@ fuzz_target!(|data: &[u8]| {
     for s in sessions.into_iter().flatten() {
         s.close(now);
     }
-    let _ = hub.handle_timeout(now + 31 * 60 * 1000);
+    let _ = hub.handle_timeout(now + Duration::from_secs(31 * 60));
     assert!(hub.is_empty(), "the hub leaked state");
 });
