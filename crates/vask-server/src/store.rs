@@ -321,9 +321,21 @@ impl PgStore {
         Ok(())
     }
 
-    /// Every kept figure: (node, app id, report), ordered by app then node.
+    /// Every kept figure: (node, app id, report), ordered by app then node;
+    /// figures not written for 62 days (of node runs long ended) are
+    /// deleted first.
     pub async fn load_usage(&self) -> Result<Vec<(String, String, UsageReport)>, StoreError> {
         let client = self.client().await?;
+        // Figures not written for two months are of periods long over (a
+        // node's run that ended): dropped here, at a node's start.
+        self.bounded(
+            &client,
+            client.execute(
+                "DELETE FROM vask_usage WHERE updated_at < now() - interval '62 days'",
+                &[],
+            ),
+        )
+        .await?;
         let rows = self.bounded(&client, client.query(
             "SELECT node, app_id, report FROM vask_usage ORDER BY length(app_id), app_id, node",
             &[],

@@ -465,6 +465,19 @@ async fn usage_figures_round_trip_and_go_with_their_app() {
     assert_eq!(loaded[0], ("node-a".into(), "1".into(), report(day, 12)));
     assert_eq!(loaded.len(), 3);
 
+    // Figures not written for two months (a node run long ended) go.
+    psql(&pg)
+        .await
+        .execute(
+            "UPDATE vask_usage SET updated_at = now() - interval '70 days' WHERE node = 'node-b'",
+            &[],
+        )
+        .await
+        .unwrap();
+    let loaded = store.load_usage().await.unwrap();
+    assert_eq!(loaded.len(), 2, "{loaded:?}");
+    assert!(loaded.iter().all(|(node, _, _)| node == "node-a"));
+
     // Deleting an app deletes its figures.
     store.delete("1").await.unwrap();
     assert_eq!(
