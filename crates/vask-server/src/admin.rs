@@ -10,12 +10,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Body;
 use hyper::header::{ALLOW, AUTHORIZATION, CONTENT_TYPE, HeaderValue, WWW_AUTHENTICATE};
 use hyper::{Method, Request, Response, StatusCode};
 use serde_json::{Map, Value};
 
+use crate::api::json;
 use crate::apps::App;
 use crate::config::AppConfig;
 use crate::endpoint::State;
@@ -30,16 +31,6 @@ impl Refusal {
     pub(crate) fn new(status: StatusCode, message: impl Into<String>) -> Self {
         Self(status, message.into())
     }
-}
-
-fn json(status: StatusCode, body: &Value) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(
-        serde_json::to_vec(body).unwrap_or_default(),
-    )));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    r
 }
 
 /// Handles `/admin` and `/admin/...`.
@@ -200,25 +191,10 @@ where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    let limit = state.config.max_body_bytes;
     let deadline = Duration::from_secs(state.config.body_timeout_secs);
-    let body = match tokio::time::timeout(deadline, Limited::new(req.into_body(), limit).collect())
+    let body = crate::api::read_bounded(req.into_body(), state.config.max_body_bytes, deadline)
         .await
-    {
-        Ok(Ok(b)) => b.to_bytes(),
-        Ok(Err(_)) => {
-            return Err(Refusal::new(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!("Request body unreadable or larger than {limit} bytes"),
-            ));
-        }
-        Err(_) => {
-            return Err(Refusal::new(
-                StatusCode::REQUEST_TIMEOUT,
-                "Request body not received in time",
-            ));
-        }
-    };
+        .map_err(|(status, message)| Refusal(status, message))?;
     if body.is_empty() {
         return Ok(Map::new());
     }
@@ -237,14 +213,12 @@ where
 
 /// `n` random bytes as lowercase hex.
 fn random_hex(bytes: usize) -> Result<String, Refusal> {
-    let mut buf = vec![0u8; bytes];
-    getrandom::fill(&mut buf).map_err(|e| {
+    crate::api::random_hex(bytes).map_err(|e| {
         Refusal::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             format!("no random source: {e}"),
         )
-    })?;
-    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+    })
 }
 
 /// A fresh secret: 128 bits, as 32 hex characters.

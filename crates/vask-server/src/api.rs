@@ -41,6 +41,47 @@ fn refuse(e: ApiError) -> Resp {
     resp
 }
 
+/// Reads a whole body of at most `limit` bytes within `deadline` (the
+/// admin API's and the console's requests); else the status (413 or 408)
+/// and message to answer.
+pub(crate) async fn read_bounded<B>(
+    body: B,
+    limit: usize,
+    deadline: Duration,
+) -> Result<Bytes, (StatusCode, String)>
+where
+    B: Body<Data = Bytes>,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    match tokio::time::timeout(deadline, Limited::new(body, limit).collect()).await {
+        Ok(Ok(b)) => Ok(b.to_bytes()),
+        Ok(Err(_)) => Err((
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("Request body unreadable or larger than {limit} bytes"),
+        )),
+        Err(_) => Err((
+            StatusCode::REQUEST_TIMEOUT,
+            "Request body not received in time".to_owned(),
+        )),
+    }
+}
+
+/// `bytes` random bytes as lowercase hex (secrets, keys, session ids).
+pub(crate) fn random_hex(bytes: usize) -> Result<String, getrandom::Error> {
+    let mut buf = vec![0u8; bytes];
+    getrandom::fill(&mut buf)?;
+    Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// A JSON response.
+pub(crate) fn json(status: StatusCode, body: &serde_json::Value) -> Resp {
+    let mut r = Response::new(Full::new(Bytes::from(body.to_string())));
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    r
+}
+
 fn now_unix() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -133,6 +133,11 @@ impl Apps {
         self.list.iter()
     }
 
+    /// Connections open on this node, all apps together.
+    pub fn connection_count(&self) -> usize {
+        self.list.iter().map(|a| a.hub.connection_count()).sum()
+    }
+
     /// How many apps.
     pub fn len(&self) -> usize {
         self.list.len()

@@ -263,7 +263,6 @@ impl Endpoint {
             console: Default::default(),
         });
         tokio::spawn(peaks(state.clone()));
-        crate::console::start(&state);
         if let AppsSource::Postgres(store) = &state.source {
             restore_usage(&state, &kept);
             let (doorbell, rung) = mpsc::channel(1);
@@ -336,12 +335,7 @@ impl Endpoint {
         .await
         .is_ok();
         if !done {
-            let open: usize = state
-                .apps
-                .current()
-                .iter()
-                .map(|a| a.hub.connection_count())
-                .sum();
+            let open = state.apps.current().connection_count();
             tracing::warn!(
                 connections = open,
                 "grace period over with connections still open; exiting"
@@ -350,9 +344,10 @@ impl Endpoint {
     }
 }
 
-/// Records every app's open connections once a second, so that a new
-/// day's or month's peak starts from what is open then, and the other
-/// nodes' connections count as their heartbeats arrive.
+/// Once a second, per app: records its open connections, so that a new
+/// day's or month's peak starts from what is open then and the other
+/// nodes' connections count as their heartbeats arrive; and, with the
+/// console on, samples its figures for the charts.
 async fn peaks(state: Arc<State>) {
     let mut shutdown = state.shutdown.clone();
     let mut every = tokio::time::interval(Duration::from_secs(1));
@@ -360,8 +355,14 @@ async fn peaks(state: Arc<State>) {
     loop {
         tokio::select! {
             _ = every.tick() => {
+                let now = crate::usage::now_unix();
+                let console = state.admin_token.is_some();
                 for app in state.apps.current().iter() {
-                    app.usage.connections(app.hub.cluster_connection_count());
+                    let open = app.hub.cluster_connection_count();
+                    app.usage.connections(open);
+                    if console {
+                        crate::console::sample(app, now, open);
+                    }
                 }
             }
             _ = stopped(&mut shutdown) => return,

@@ -113,12 +113,7 @@ async fn run(
     endpoint.begin_shutdown();
     let grace = Duration::from_secs(state.config.shutdown_grace_secs);
     let drain = Duration::from_secs(state.config.drain_secs).min(grace);
-    let open: usize = state
-        .apps
-        .current()
-        .iter()
-        .map(|a| a.hub.connection_count())
-        .sum();
+    let open = state.apps.current().connection_count();
     tracing::info!(
         connections = open,
         drain_secs = drain.as_secs(),

@@ -229,15 +229,7 @@ async fn close_code(ws: &mut Ws) -> Option<u16> {
 async fn sighup_without_a_file_keeps_the_apps_and_connections() {
     let port = free_port();
     let mut child = spawn(port, &["--drain-secs", "0"], Stdio::piped());
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = log_lines(&mut child);
     tokio::task::spawn_blocking(move || wait_up(port))
         .await
         .unwrap();
@@ -247,16 +239,7 @@ async fn sighup_without_a_file_keeps_the_apps_and_connections() {
         "pusher:connection_established"
     );
     signal(&child, "HUP");
-    let started = Instant::now();
-    loop {
-        let line = rx
-            .recv_timeout(Duration::from_secs(5))
-            .expect("a log line about SIGHUP");
-        if line.contains("SIGHUP") {
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(5));
-    }
+    line_with(&rx, "SIGHUP");
     // The connection is undisturbed and the server answers.
     ws.send(Message::text(r#"{"event":"pusher:ping","data":{}}"#))
         .await
@@ -357,6 +340,20 @@ async fn sigterm_drains_instead_of_closing_the_port() {
     assert!(get_up(port).is_none(), "the port is closed after the drain");
 }
 
+/// The server's stdout, line by line, read on a thread of its own.
+fn log_lines(child: &mut Child) -> std::sync::mpsc::Receiver<String> {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            if tx.send(line).is_err() {
+                break;
+            }
+        }
+    });
+    rx
+}
+
 /// Waits (at most 5 s) for a log line containing `needle`.
 fn line_with(rx: &std::sync::mpsc::Receiver<String>, needle: &str) -> String {
     let started = Instant::now();
@@ -391,15 +388,7 @@ async fn sighup_reloads_the_apps_file_and_refuses_a_bad_one() {
         &["--drain-secs", "0", "--config", file.to_str().unwrap()],
         Stdio::piped(),
     );
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            if tx.send(line).is_err() {
-                break;
-            }
-        }
-    });
+    let rx = log_lines(&mut child);
     tokio::task::spawn_blocking(move || wait_up(port))
         .await
         .unwrap();

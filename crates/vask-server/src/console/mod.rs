@@ -35,7 +35,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use futures_util::{SinkExt, StreamExt};
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::Full;
 use hyper::body::Body;
 use hyper::header::{
     CACHE_CONTROL, CONTENT_TYPE, COOKIE, HOST, HeaderName, HeaderValue, LOCATION, ORIGIN,
@@ -94,9 +94,7 @@ pub(crate) struct Console {
 
 impl Console {
     fn new_session(&self) -> Option<String> {
-        let mut raw = [0u8; 32];
-        getrandom::fill(&mut raw).ok()?;
-        let id: String = raw.iter().map(|b| format!("{b:02x}")).collect();
+        let id = crate::api::random_hex(32).ok()?;
         let now = Instant::now();
         let mut s = self.sessions.lock();
         s.retain(|_, exp| *exp > now);
@@ -126,30 +124,12 @@ pub(crate) fn owns(path: &str) -> bool {
     path == "/console" || path.starts_with("/console/")
 }
 
-/// Starts sampling every app's figures once a second for the charts (when
-/// the console is enabled).
-pub(crate) fn start(state: &Arc<State>) {
-    if state.admin_token.is_some() {
-        tokio::spawn(sample(state.clone()));
-    }
-}
-
-async fn sample(state: Arc<State>) {
-    let mut shutdown = state.shutdown.clone();
-    let mut every = tokio::time::interval(Duration::from_secs(1));
-    every.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        tokio::select! {
-            _ = every.tick() => {
-                let now = crate::usage::now_unix();
-                for app in state.apps.current().iter() {
-                    let conns = app.hub.cluster_connection_count();
-                    app.metrics.console.sample(now, conns, &app.usage.total());
-                }
-            }
-            _ = stopped(&mut shutdown) => return,
-        }
-    }
+/// Takes this second's sample of an app's figures for the charts (called
+/// once a second by the endpoint's per-app task, when the console is on).
+pub(crate) fn sample(app: &App, now: u64, connections: usize) {
+    app.metrics
+        .console
+        .sample(now, connections, &app.usage.total());
 }
 
 /// Answers a `/console` request.
@@ -281,10 +261,7 @@ fn page(status: StatusCode, html: String) -> Resp {
 }
 
 fn json_resp(status: StatusCode, v: &Value) -> Resp {
-    let mut r = Response::new(Full::new(Bytes::from(v.to_string())));
-    *r.status_mut() = status;
-    r.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    let mut r = crate::api::json(status, v);
     guard(&mut r);
     r
 }
@@ -325,28 +302,15 @@ fn login_page(error: Option<&'static str>) -> String {
     LOGIN_HTML.replace("<!--error-->", &message)
 }
 
-/// Reads a request body, bounded in size and time.
+/// A console request's body (at most [`MAX_BODY`], within 10 s).
 async fn read_body<B>(req: Request<B>) -> Result<Bytes, Resp>
 where
     B: Body<Data = Bytes>,
     B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
 {
-    match tokio::time::timeout(
-        Duration::from_secs(10),
-        Limited::new(req.into_body(), MAX_BODY).collect(),
-    )
-    .await
-    {
-        Ok(Ok(b)) => Ok(b.to_bytes()),
-        Ok(Err(_)) => Err(crate::api::error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("Request body unreadable or larger than {MAX_BODY} bytes"),
-        )),
-        Err(_) => Err(crate::api::error(
-            StatusCode::REQUEST_TIMEOUT,
-            "Request body not received in time",
-        )),
-    }
+    crate::api::read_bounded(req.into_body(), MAX_BODY, Duration::from_secs(10))
+        .await
+        .map_err(|(status, message)| crate::api::error(status, message))
 }
 
 async fn login<B>(state: &State, token: &pusher_auth::Secret, req: Request<B>) -> Resp
