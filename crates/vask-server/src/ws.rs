@@ -27,7 +27,7 @@ use tokio_tungstenite::tungstenite::protocol::{Role, WebSocketConfig};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 use crate::apps::App;
-use crate::conn::{ReadSide, Writer, close_frame};
+use crate::conn::{ReadSide, WriteError, Writer, close_frame};
 use crate::endpoint::{Alive, State, text};
 
 /// Whether the request asks for a WebSocket upgrade (then the handshake's
@@ -201,7 +201,7 @@ async fn refuse<W: Write>(mut writer: Writer<W>, code: ErrorCode) {
         _ => ServerFrame::error(code),
     };
     let mut frames = VecDeque::from([frame.encode()]);
-    let _ = tokio::time::timeout(LAST_WORDS, writer.write(&mut Vec::new(), &mut frames)).await;
+    let _ = writer.write(&mut Vec::new(), &mut frames, LAST_WORDS).await;
     writer
         .send_raw(&close_frame(code.code(), ""), LAST_WORDS)
         .await;
@@ -226,6 +226,19 @@ fn count(app: &App, d: Delivery) {
     app.metrics.deliveries.inc_by(d.delivered);
     if d.dropped > 0 {
         app.metrics.dropped("outbox_full", d.dropped);
+    }
+}
+
+/// The code to close with once the app is disabled or deleted; pending
+/// while it is not (and forever if its status can no longer change).
+async fn closed(status: &mut tokio::sync::watch::Receiver<crate::apps::Status>) -> ErrorCode {
+    loop {
+        if let Some(code) = status.borrow_and_update().close_code() {
+            return code;
+        }
+        if status.changed().await.is_err() {
+            return std::future::pending().await;
+        }
     }
 }
 
@@ -269,9 +282,17 @@ async fn connection<R: Read, W: Write>(
     app.metrics.console.opened(session.socket_id());
     let write_timeout = Duration::from_secs(state.config.write_timeout_secs);
     let mut shutdown = state.shutdown.clone();
-    // Disabled or deleted since it was admitted: closed (checked at once).
     let mut status = app.life.status.subscribe();
-    status.mark_changed();
+    // Shutdown, or the app disabled or deleted since it was admitted
+    // (checked at once): one future for the connection's whole life, so
+    // that a wake of the loop below does not register it again.
+    let closing = async {
+        tokio::select! {
+            _ = crate::endpoint::stopped(&mut shutdown) => None,
+            code = closed(&mut status) => Some(code),
+        }
+    };
+    tokio::pin!(closing);
     let mut buf = VecDeque::new();
     let mut control = Vec::new();
     let mut deadline = session.next_timeout();
@@ -287,16 +308,14 @@ async fn connection<R: Read, W: Write>(
         }
         let has_control = !control.is_empty();
         tokio::select! {
-            _ = crate::endpoint::stopped(&mut shutdown) => {
-                let _ = outbox.push(ServerFrame::error_with(
-                    ErrorCode::Reconnect, "Server closed. Please reconnect shortly.").encode());
-                break End::Close(ErrorCode::Reconnect);
-            }
-            Ok(()) = status.changed() => {
-                if let Some(code) = status.borrow_and_update().close_code() {
-                    let _ = outbox.push(ServerFrame::error(code).encode());
-                    break End::Close(code);
-                }
+            why = &mut closing => {
+                let (code, frame) = match why {
+                    None => (ErrorCode::Reconnect, ServerFrame::error_with(
+                        ErrorCode::Reconnect, "Server closed. Please reconnect shortly.")),
+                    Some(code) => (code, ServerFrame::error(code)),
+                };
+                let _ = outbox.push(frame.encode());
+                break End::Close(code);
             }
             _ = async {
                 if !has_control {
@@ -309,14 +328,14 @@ async fn connection<R: Read, W: Write>(
                     Drained::Frames(close) => close,
                 };
                 let n = buf.len() as u64;
-                match tokio::time::timeout(write_timeout, writer.write(&mut control, &mut buf)).await {
-                    Ok(Ok(bytes)) => {
+                match writer.write(&mut control, &mut buf, write_timeout).await {
+                    Ok(bytes) => {
                         app.metrics.frames_out.inc_by(n);
                         app.metrics.bytes_out.inc_by(bytes);
                         app.usage.bytes_out(bytes);
                     }
-                    Ok(Err(_)) => break End::Peer,
-                    Err(_) => break End::Slow(buf.len()),
+                    Err(WriteError::Io) => break End::Peer,
+                    Err(WriteError::TimedOut) => break End::Slow(n as usize),
                 }
                 if let Some(code) = close {
                     break End::Close(code);
@@ -397,8 +416,7 @@ async fn connection<R: Read, W: Write>(
         End::Close(code) => {
             // Send what is queued (the pusher:error among it), then close.
             if let Drained::Frames(_) = outbox.drain(&mut buf) {
-                let _ = tokio::time::timeout(2 * LAST_WORDS, writer.write(&mut control, &mut buf))
-                    .await;
+                let _ = writer.write(&mut control, &mut buf, 2 * LAST_WORDS).await;
             }
             writer
                 .send_raw(&close_frame(code.code(), ""), LAST_WORDS)
@@ -416,8 +434,7 @@ async fn connection<R: Read, W: Write>(
                 ServerFrame::error_with(ErrorCode::OverCapacity, "Connection could not keep up")
                     .encode();
             let mut last = VecDeque::from([frame]);
-            let _ =
-                tokio::time::timeout(LAST_WORDS, writer.write(&mut Vec::new(), &mut last)).await;
+            let _ = writer.write(&mut Vec::new(), &mut last, LAST_WORDS).await;
             writer
                 .send_raw(&close_frame(ErrorCode::OverCapacity.code(), ""), LAST_WORDS)
                 .await;
