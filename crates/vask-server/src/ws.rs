@@ -252,6 +252,10 @@ enum End {
     Slow(usize),
 }
 
+/// Writes in a row (each woken by the outbox) before the read side and the
+/// timer are polled again.
+const WRITES_BEFORE_READ: u32 = 8;
+
 /// Control bytes (answers to pings) waiting for a peer that does not read,
 /// beyond which it is cut off like any slow consumer.
 const MAX_CONTROL_BYTES: usize = 16 * 1024;
@@ -295,6 +299,7 @@ async fn connection<R: Read, W: Write>(
     tokio::pin!(closing);
     let mut buf = VecDeque::new();
     let mut control = Vec::new();
+    let mut writes_in_a_row = 0;
     let mut deadline = session.next_timeout();
     let sleep = tokio::time::sleep_until(state.instant(deadline));
     tokio::pin!(sleep);
@@ -307,7 +312,11 @@ async fn connection<R: Read, W: Write>(
             break End::Slow(0);
         }
         let has_control = !control.is_empty();
+        // In this order: a wake by the outbox does not poll the socket's
+        // read side nor the timer; the read side gets its turn at least
+        // after every `WRITES_BEFORE_READ` writes in a row.
         tokio::select! {
+            biased;
             why = &mut closing => {
                 let (code, frame) = match why {
                     None => (ErrorCode::Reconnect, ServerFrame::error_with(
@@ -322,7 +331,8 @@ async fn connection<R: Read, W: Write>(
                     std::future::poll_fn(|cx| outbox.poll_ready(cx)).await;
                     tokio::task::yield_now().await;
                 }
-            } => {
+            }, if writes_in_a_row < WRITES_BEFORE_READ => {
+                writes_in_a_row += 1;
                 let close = match outbox.drain(&mut buf) {
                     Drained::Overflowed(n) => break End::Slow(n),
                     Drained::Frames(close) => close,
@@ -342,6 +352,7 @@ async fn connection<R: Read, W: Write>(
                 }
             }
             msg = ws.next() => {
+                writes_in_a_row = 0;
                 let now = state.now();
                 match msg {
                     Some(Ok(Message::Text(t))) => {
@@ -391,11 +402,16 @@ async fn connection<R: Read, W: Write>(
                 }
             }
             _ = &mut sleep => {
+                writes_in_a_row = 0;
                 let done = session.handle_timeout(state.now());
                 count(&app, done.delivery);
                 if let Action::Close(code) = done.action {
                     break End::Close(code);
                 }
+            }
+            // The read side and the timer were polled and are pending.
+            () = std::future::ready(()), if writes_in_a_row >= WRITES_BEFORE_READ => {
+                writes_in_a_row = 0;
             }
         }
         let next = session.next_timeout();
