@@ -252,6 +252,9 @@ enum End {
     Slow(usize),
 }
 
+/// Frames a drained batch buffer may keep room for.
+const KEEP_BATCH: usize = 16;
+
 /// Writes in a row (each woken by the outbox) before the read side and the
 /// timer are polled again.
 const WRITES_BEFORE_READ: u32 = 8;
@@ -346,6 +349,12 @@ async fn connection<R: Read, W: Write>(
                     }
                     Err(WriteError::Io) => break End::Peer,
                     Err(WriteError::TimedOut) => break End::Slow(n as usize),
+                }
+                // A burst's batch grew this buffer (and the queue's, which
+                // the next drain swaps for it): released, so that an idle
+                // connection keeps small ones.
+                if buf.capacity() > KEEP_BATCH {
+                    buf = VecDeque::new();
                 }
                 if let Some(code) = close {
                     break End::Close(code);
