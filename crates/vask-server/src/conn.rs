@@ -260,6 +260,11 @@ mod tests {
                 .await
                 .unwrap();
             assert!(frames.is_empty() && control.is_empty());
+            assert_eq!(
+                w.rest.capacity(),
+                0,
+                "what waited for the socket is released"
+            );
             drop(w);
             let got = reader.await.unwrap();
             assert_eq!(&got[..2], [0x8a, 0], "control first");

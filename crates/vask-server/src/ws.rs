@@ -316,19 +316,10 @@ async fn connection<R: Read, W: Write>(
         }
         let has_control = !control.is_empty();
         // In this order: a wake by the outbox does not poll the socket's
-        // read side nor the timer; the read side gets its turn at least
-        // after every `WRITES_BEFORE_READ` writes in a row.
+        // read side, the timer nor the close watch; they get their turn at
+        // least after every `WRITES_BEFORE_READ` writes in a row.
         tokio::select! {
             biased;
-            why = &mut closing => {
-                let (code, frame) = match why {
-                    None => (ErrorCode::Reconnect, ServerFrame::error_with(
-                        ErrorCode::Reconnect, "Server closed. Please reconnect shortly.")),
-                    Some(code) => (code, ServerFrame::error(code)),
-                };
-                let _ = outbox.push(frame.encode());
-                break End::Close(code);
-            }
             _ = async {
                 if !has_control {
                     std::future::poll_fn(|cx| outbox.poll_ready(cx)).await;
@@ -351,10 +342,10 @@ async fn connection<R: Read, W: Write>(
                     Err(WriteError::TimedOut) => break End::Slow(n as usize),
                 }
                 // A burst's batch grew this buffer (and the queue's, which
-                // the next drain swaps for it): released, so that an idle
-                // connection keeps small ones.
+                // the next drain swaps for it): replaced by a small one, so
+                // that an idle connection keeps small ones.
                 if buf.capacity() > KEEP_BATCH {
-                    buf = VecDeque::new();
+                    buf = VecDeque::with_capacity(KEEP_BATCH);
                 }
                 if let Some(code) = close {
                     break End::Close(code);
@@ -418,7 +409,16 @@ async fn connection<R: Read, W: Write>(
                     break End::Close(code);
                 }
             }
-            // The read side and the timer were polled and are pending.
+            why = &mut closing => {
+                let (code, frame) = match why {
+                    None => (ErrorCode::Reconnect, ServerFrame::error_with(
+                        ErrorCode::Reconnect, "Server closed. Please reconnect shortly.")),
+                    Some(code) => (code, ServerFrame::error(code)),
+                };
+                let _ = outbox.push(frame.encode());
+                break End::Close(code);
+            }
+            // The read side and the timer (and the close watch) were polled and are pending.
             () = std::future::ready(()), if writes_in_a_row >= WRITES_BEFORE_READ => {
                 writes_in_a_row = 0;
             }
