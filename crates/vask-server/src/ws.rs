@@ -255,8 +255,8 @@ enum End {
 /// Frames a drained batch buffer may keep room for.
 const KEEP_BATCH: usize = 16;
 
-/// Writes in a row (each woken by the outbox) before the read side and the
-/// timer are polled again.
+/// Writes in a row (each woken by the outbox) before the read side, the
+/// timer and the close watch are polled again.
 const WRITES_BEFORE_READ: u32 = 8;
 
 /// Control bytes (answers to pings) waiting for a peer that does not read,
