@@ -11,7 +11,7 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 
 /// The read half under tungstenite. What tungstenite writes (its answers to
 /// pings and close frames, already framed) is kept here for the writer,
@@ -169,13 +169,7 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
             Poll::Ready(r) => r,
             // The socket is full: the rest is kept until it drains.
             Poll::Pending => {
-                let mut done = 0;
-                let r = tokio::time::timeout(
-                    limit,
-                    std::future::poll_fn(|cx| write_some(io, cx, rest, &mut done)),
-                )
-                .await
-                .unwrap_or(Err(WriteError::TimedOut));
+                let r = write_within(io, rest, limit).await;
                 *rest = Vec::new();
                 r
             }
@@ -185,12 +179,23 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
 
     /// Writes raw bytes (a close frame) within `limit`.
     pub(crate) async fn send_raw(&mut self, frame: &[u8], limit: Duration) {
-        let _ = tokio::time::timeout(limit, async {
-            self.io.write_all(frame).await?;
-            self.io.flush().await
-        })
-        .await;
+        let _ = write_within(&mut self.io, frame, limit).await;
     }
+}
+
+/// Writes all of `buf` and flushes, within `limit`.
+async fn write_within<W: AsyncWrite + Unpin>(
+    io: &mut W,
+    buf: &[u8],
+    limit: Duration,
+) -> Result<(), WriteError> {
+    let mut done = 0;
+    tokio::time::timeout(
+        limit,
+        std::future::poll_fn(|cx| write_some(io, cx, buf, &mut done)),
+    )
+    .await
+    .unwrap_or(Err(WriteError::TimedOut))
 }
 
 /// Writes `buf[*done..]` and flushes, as far as the socket takes it.
