@@ -102,6 +102,32 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Copies `control` (raw frames) and then each of `frames` as a text frame
+/// into the thread's scratch buffer, emptying both, and hands it to
+/// `write`.
+pub(crate) fn frame_into<T>(
+    control: &mut Vec<u8>,
+    frames: &mut VecDeque<Bytes>,
+    write: impl FnOnce(&[u8]) -> T,
+) -> T {
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.clear();
+        scratch.extend_from_slice(control);
+        control.clear();
+        let mut header = [0u8; 10];
+        for f in frames.drain(..) {
+            let h = text_header(f.len(), &mut header);
+            scratch.extend_from_slice(&header[..h]);
+            scratch.extend_from_slice(&f);
+        }
+        let r = write(scratch);
+        if scratch.capacity() > KEEP_SCRATCH {
+            *scratch = Vec::new();
+        }
+        r
+    })
+}
+
 /// The write half: sends control bytes and text frames.
 #[derive(Debug)]
 pub(crate) struct Writer<W> {
@@ -143,28 +169,16 @@ impl<W: AsyncWrite + Unpin> Writer<W> {
         let io = &mut self.io;
         let rest = &mut self.rest;
         let first = std::future::poll_fn(|cx| {
-            Poll::Ready(SCRATCH.with_borrow_mut(|scratch| {
-                scratch.clear();
-                scratch.extend_from_slice(control);
-                let mut header = [0u8; 10];
-                for f in frames.drain(..) {
-                    let h = text_header(f.len(), &mut header);
-                    scratch.extend_from_slice(&header[..h]);
-                    scratch.extend_from_slice(&f);
-                }
+            Poll::Ready(frame_into(control, frames, |buf| {
                 let mut done = 0;
-                let r = write_some(io, cx, scratch, &mut done);
+                let r = write_some(io, cx, buf, &mut done);
                 if r.is_pending() {
-                    rest.extend_from_slice(&scratch[done..]);
-                }
-                if scratch.capacity() > KEEP_SCRATCH {
-                    *scratch = Vec::new();
+                    rest.extend_from_slice(&buf[done..]);
                 }
                 r
             }))
         })
         .await;
-        control.clear();
         let result = match first {
             Poll::Ready(r) => r,
             // The socket is full: the rest is kept until it drains.

@@ -31,6 +31,7 @@ pub mod store;
 mod tls;
 pub mod usage;
 mod webhooks;
+mod wire;
 mod ws;
 
 pub use banner::write_banner;

@@ -29,6 +29,7 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use crate::apps::App;
 use crate::conn::{ReadSide, WriteError, Writer, close_frame};
 use crate::endpoint::{Alive, State, text};
+use crate::wire::{Counters, MAX_CONTROL_BYTES, Step, Wire};
 
 /// Whether the request asks for a WebSocket upgrade (then the handshake's
 /// rules decide, whatever the method and path).
@@ -113,7 +114,7 @@ pub(crate) fn upgrade<B>(
         match upgraded.downcast::<TokioIo<TcpStream>>() {
             Ok(parts) => {
                 let (r, w) = parts.io.into_inner().into_split();
-                run(state, admitted, r, w, parts.read_buf, config).await;
+                run(state, admitted, r, w, parts.read_buf, config, wire).await;
             }
             // Boxed: a TLS stream is large, and keeping it inline would make
             // every plain connection's task that large too.
@@ -142,17 +143,34 @@ async fn run_other(
     match upgraded.downcast::<TokioIo<TlsStream<TcpStream>>>() {
         Ok(parts) => {
             let (r, w) = tokio::io::split(parts.io.into_inner());
-            run(state, admitted, r, w, parts.read_buf, config).await;
+            run(state, admitted, r, w, parts.read_buf, config, Link::task).await;
         }
         Err(upgraded) => {
             let (r, w) = tokio::io::split(TokioIo::new(upgraded));
-            run(state, admitted, r, w, Bytes::new(), config).await;
+            run(state, admitted, r, w, Bytes::new(), config, Link::task).await;
         }
     }
 }
 
+/// The write side of a plain TCP connection: written by flushes, without
+/// its task.
+fn wire(w: tokio::net::tcp::OwnedWriteHalf, state: &State, app: &App) -> Link<TcpWrite> {
+    Link::Wire(Wire::new(
+        w,
+        state.config.outbox_capacity,
+        state.config.outbox_max_bytes,
+        Counters {
+            frames_out: app.metrics.frames_out.clone(),
+            bytes_out: app.metrics.bytes_out.clone(),
+            usage: app.usage.clone(),
+        },
+    ))
+}
+
+type TcpWrite = tokio::net::tcp::OwnedWriteHalf;
+
 /// The connection, or its refusal, over a split stream; `read_buf` holds
-/// what hyper had read past the handshake.
+/// what hyper had read past the handshake; `link` makes the write side.
 async fn run<R: Read, W: Write>(
     state: Arc<State>,
     admitted: Result<Arc<App>, ErrorCode>,
@@ -160,6 +178,7 @@ async fn run<R: Read, W: Write>(
     w: W,
     read_buf: Bytes,
     config: WebSocketConfig,
+    link: fn(W, &State, &App) -> Link<W>,
 ) {
     let side = ReadSide::new(r);
     // Copied out and dropped at once: even empty, hyper's `read_buf` keeps
@@ -172,10 +191,12 @@ async fn run<R: Read, W: Write>(
             WebSocketStream::from_partially_read(side, bytes, Role::Server, Some(config)).await
         }
     };
-    let writer = Writer::new(w);
     match admitted {
-        Ok(app) => connection(state, app, ws, writer).await,
-        Err(code) => refuse(writer, code).await,
+        Ok(app) => {
+            let link = link(w, &state, &app);
+            connection(state, app, ws, link).await
+        }
+        Err(code) => refuse(Writer::new(w), code).await,
     }
 }
 
@@ -191,16 +212,21 @@ type Ws<R> = WebSocketStream<ReadSide<R>>;
 /// How long the last words to a closing connection may take.
 const LAST_WORDS: Duration = Duration::from_secs(1);
 
-/// A connection refused before it started: `pusher:error`, then close.
-async fn refuse<W: Write>(mut writer: Writer<W>, code: ErrorCode) {
-    let frame = match code {
+/// The `pusher:error` a connection refused before it started gets.
+fn refusal(code: ErrorCode) -> Bytes {
+    match code {
         // While draining for shutdown, as Soketi words it.
         ErrorCode::Reconnect => {
             ServerFrame::error_with(code, "Server is closing. Please reconnect shortly.")
         }
         _ => ServerFrame::error(code),
-    };
-    let mut frames = VecDeque::from([frame.encode()]);
+    }
+    .encode()
+}
+
+/// A connection refused before it started: `pusher:error`, then close.
+async fn refuse<W: Write>(mut writer: Writer<W>, code: ErrorCode) {
+    let mut frames = VecDeque::from([refusal(code)]);
     let _ = writer.write(&mut Vec::new(), &mut frames, LAST_WORDS).await;
     writer
         .send_raw(&close_frame(code.code(), ""), LAST_WORDS)
@@ -259,20 +285,149 @@ const KEEP_BATCH: usize = 16;
 /// timer and the close watch are polled again.
 const WRITES_BEFORE_READ: u32 = 8;
 
-/// Control bytes (answers to pings) waiting for a peer that does not read,
-/// beyond which it is cut off like any slow consumer.
-const MAX_CONTROL_BYTES: usize = 16 * 1024;
+/// The write side of a connection, as its loop drives it.
+enum Link<W> {
+    /// Plain TCP: flushes write the frames; the task only when the socket
+    /// is full, and the last words.
+    Wire(Arc<Wire>),
+    /// Any other stream (TLS, an embedder's): the task writes every batch.
+    Task(Tasked<W>),
+}
+
+struct Tasked<W> {
+    queue: Arc<ConnQueue>,
+    writer: Writer<W>,
+    /// The batch being written.
+    buf: VecDeque<Bytes>,
+    /// tungstenite's answers (pongs, the close reply), sent before the
+    /// next batch.
+    control: Vec<u8>,
+}
+
+impl<W: Write> Link<W> {
+    /// The write side of a stream the task writes itself.
+    fn task(w: W, state: &State, _: &App) -> Self {
+        Link::Task(Tasked {
+            queue: Arc::new(ConnQueue::new(
+                state.config.outbox_capacity,
+                state.config.outbox_max_bytes,
+            )),
+            writer: Writer::new(w),
+            buf: VecDeque::new(),
+            control: Vec::new(),
+        })
+    }
+
+    fn outbox(&self) -> Arc<dyn Outbox> {
+        match self {
+            Link::Wire(w) => w.clone(),
+            Link::Task(t) => t.queue.clone(),
+        }
+    }
+
+    /// Ready when the task has writing (or a close, an overflow) to do.
+    /// (Borrows the queue only: a TLS write half is not `Sync`.)
+    fn ready(&self) -> impl Future<Output = ()> + Send + '_ {
+        enum Waits<'a> {
+            Wire(&'a Wire),
+            Queue(&'a ConnQueue),
+            No,
+        }
+        let waits = match self {
+            Link::Wire(w) => Waits::Wire(w),
+            Link::Task(t) if !t.control.is_empty() => Waits::No,
+            Link::Task(t) => Waits::Queue(&t.queue),
+        };
+        std::future::poll_fn(move |cx| match &waits {
+            Waits::Wire(wire) => wire.poll_ready(cx),
+            Waits::Queue(queue) => queue.poll_ready(cx),
+            Waits::No => std::task::Poll::Ready(()),
+        })
+    }
+
+    /// Sends control bytes (emptying `bytes`) in order with the frames;
+    /// false when too many wait for a peer that does not read.
+    fn control(&mut self, bytes: &mut Vec<u8>) -> bool {
+        match self {
+            Link::Wire(w) => w.control(bytes),
+            Link::Task(t) => {
+                t.control.append(bytes);
+                t.control.len() <= MAX_CONTROL_BYTES
+            }
+        }
+    }
+
+    /// What `poll_ready` announced.
+    async fn work(&mut self, app: &App, limit: Duration) -> Step {
+        let t = match self {
+            Link::Wire(w) => return w.work(limit).await,
+            Link::Task(t) => t,
+        };
+        // Lets the rest of a fan-out queue more frames for this batch.
+        if t.control.is_empty() {
+            tokio::task::yield_now().await;
+        }
+        let close = match t.queue.drain(&mut t.buf) {
+            Drained::Overflowed(n) => return Step::Slow(n),
+            Drained::Frames(close) => close,
+        };
+        let n = t.buf.len() as u64;
+        match t.writer.write(&mut t.control, &mut t.buf, limit).await {
+            Ok(bytes) => {
+                app.metrics.frames_out.inc_by(n);
+                app.metrics.bytes_out.inc_by(bytes);
+                app.usage.bytes_out(bytes);
+            }
+            Err(WriteError::Io) => return Step::Peer,
+            Err(WriteError::TimedOut) => return Step::Slow(n as usize),
+        }
+        // A burst's batch grew this buffer (and the queue's, which the next
+        // drain swaps for it): replaced by a small one, so that an idle
+        // connection keeps small ones.
+        if t.buf.capacity() > KEEP_BATCH {
+            t.buf = VecDeque::with_capacity(KEEP_BATCH);
+        }
+        match close {
+            Some(code) => Step::Close(code),
+            None => Step::Wrote,
+        }
+    }
+
+    /// The last words, within about `limit`: the control bytes, the queued
+    /// frames if `keep_frames`, `extra`, then the raw `close` frame.
+    async fn last_words(
+        &mut self,
+        keep_frames: bool,
+        extra: Option<Bytes>,
+        close: &[u8],
+        limit: Duration,
+    ) {
+        let t = match self {
+            Link::Wire(w) => return w.last_words(keep_frames, extra, close, limit).await,
+            Link::Task(t) => t,
+        };
+        t.buf.clear();
+        if keep_frames && let Drained::Overflowed(_) = t.queue.drain(&mut t.buf) {
+            t.buf.clear();
+        }
+        t.buf.extend(extra);
+        if t.writer
+            .write(&mut t.control, &mut t.buf, limit)
+            .await
+            .is_ok()
+        {
+            t.writer.send_raw(close, limit).await;
+        }
+    }
+}
 
 async fn connection<R: Read, W: Write>(
     state: Arc<State>,
     app: Arc<App>,
     mut ws: Ws<R>,
-    mut writer: Writer<W>,
+    mut link: Link<W>,
 ) {
-    let outbox = Arc::new(ConnQueue::new(
-        state.config.outbox_capacity,
-        state.config.outbox_max_bytes,
-    ));
+    let outbox = link.outbox();
     let mut session = match app.hub.connect(outbox.clone(), state.now()) {
         Ok(s) => s,
         Err(code) => {
@@ -280,7 +435,10 @@ async fn connection<R: Read, W: Write>(
                 app.usage.connection_refused();
             }
             app.metrics.console.refused_connection(code);
-            return refuse(writer, code).await;
+            let close = close_frame(code.code(), "");
+            return link
+                .last_words(false, Some(refusal(code)), &close, LAST_WORDS)
+                .await;
         }
     };
     app.metrics.connections.inc();
@@ -300,8 +458,6 @@ async fn connection<R: Read, W: Write>(
         }
     };
     tokio::pin!(closing);
-    let mut buf = VecDeque::new();
-    let mut control = Vec::new();
     let mut writes_in_a_row = 0;
     let mut deadline = session.next_timeout();
     let sleep = tokio::time::sleep_until(state.instant(deadline));
@@ -309,46 +465,24 @@ async fn connection<R: Read, W: Write>(
 
     let end = loop {
         // tungstenite's answers (pongs, the close reply) wait in the read
-        // side until the writer sends them, never from the read path.
-        control.append(&mut ws.get_mut().control);
-        if control.len() > MAX_CONTROL_BYTES {
+        // side until the write side sends them, never from the read path.
+        let answers = &mut ws.get_mut().control;
+        if !answers.is_empty() && !link.control(answers) {
             break End::Slow(0);
         }
-        let has_control = !control.is_empty();
         // In this order: a wake by the outbox does not poll the socket's
         // read side, the timer nor the close watch; they get their turn at
         // least after every `WRITES_BEFORE_READ` writes in a row.
         tokio::select! {
             biased;
-            _ = async {
-                if !has_control {
-                    std::future::poll_fn(|cx| outbox.poll_ready(cx)).await;
-                    tokio::task::yield_now().await;
-                }
-            }, if writes_in_a_row < WRITES_BEFORE_READ => {
+            () = link.ready(),
+                if writes_in_a_row < WRITES_BEFORE_READ => {
                 writes_in_a_row += 1;
-                let close = match outbox.drain(&mut buf) {
-                    Drained::Overflowed(n) => break End::Slow(n),
-                    Drained::Frames(close) => close,
-                };
-                let n = buf.len() as u64;
-                match writer.write(&mut control, &mut buf, write_timeout).await {
-                    Ok(bytes) => {
-                        app.metrics.frames_out.inc_by(n);
-                        app.metrics.bytes_out.inc_by(bytes);
-                        app.usage.bytes_out(bytes);
-                    }
-                    Err(WriteError::Io) => break End::Peer,
-                    Err(WriteError::TimedOut) => break End::Slow(n as usize),
-                }
-                // A burst's batch grew this buffer (and the queue's, which
-                // the next drain swaps for it): replaced by a small one, so
-                // that an idle connection keeps small ones.
-                if buf.capacity() > KEEP_BATCH {
-                    buf = VecDeque::with_capacity(KEEP_BATCH);
-                }
-                if let Some(code) = close {
-                    break End::Close(code);
+                match link.work(&app, write_timeout).await {
+                    Step::Wrote => {}
+                    Step::Close(code) => break End::Close(code),
+                    Step::Slow(n) => break End::Slow(n),
+                    Step::Peer => break End::Peer,
                 }
             }
             msg = ws.next() => {
@@ -385,8 +519,8 @@ async fn connection<R: Read, W: Write>(
                     Some(Ok(Message::Close(_))) => {
                         // Send tungstenite's close reply, then stop.
                         let _ = ws.flush().await;
-                        control.append(&mut ws.get_mut().control);
-                        writer.send_raw(&control, LAST_WORDS).await;
+                        let reply = std::mem::take(&mut ws.get_mut().control);
+                        link.last_words(false, None, &reply, LAST_WORDS).await;
                         break End::Peer;
                     }
                     None => break End::Peer,
@@ -395,7 +529,8 @@ async fn connection<R: Read, W: Write>(
                         if let Some((code, reason, metric)) = violation(&e) {
                             app.metrics.error(metric);
                             tracing::debug!(error = %e, "WebSocket violation; closing with {code}");
-                            writer.send_raw(&close_frame(code, reason), LAST_WORDS).await;
+                            let close = close_frame(code, reason);
+                            link.last_words(false, None, &close, LAST_WORDS).await;
                         }
                         break End::Peer;
                     }
@@ -440,12 +575,8 @@ async fn connection<R: Read, W: Write>(
         End::Peer => {}
         End::Close(code) => {
             // Send what is queued (the pusher:error among it), then close.
-            if let Drained::Frames(_) = outbox.drain(&mut buf) {
-                let _ = writer.write(&mut control, &mut buf, 2 * LAST_WORDS).await;
-            }
-            writer
-                .send_raw(&close_frame(code.code(), ""), LAST_WORDS)
-                .await;
+            let close = close_frame(code.code(), "");
+            link.last_words(true, None, &close, 2 * LAST_WORDS).await;
             app.metrics.closed(code.code());
         }
         End::Slow(dropped) => {
@@ -458,10 +589,8 @@ async fn connection<R: Read, W: Write>(
             let frame =
                 ServerFrame::error_with(ErrorCode::OverCapacity, "Connection could not keep up")
                     .encode();
-            let mut last = VecDeque::from([frame]);
-            let _ = writer.write(&mut Vec::new(), &mut last, LAST_WORDS).await;
-            writer
-                .send_raw(&close_frame(ErrorCode::OverCapacity.code(), ""), LAST_WORDS)
+            let close = close_frame(ErrorCode::OverCapacity.code(), "");
+            link.last_words(false, Some(frame), &close, LAST_WORDS)
                 .await;
         }
     }

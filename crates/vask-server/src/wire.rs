@@ -1,0 +1,590 @@
+//! The outbox of a plain TCP connection, written without its task.
+//!
+//! A push queues the frame and, when the connection has nothing waiting
+//! yet, lists it in the pushing thread's flush batch. The batch's flush
+//! task writes each listed connection's frames with one non-blocking
+//! write, round after round while connections are listed: a fan-out to
+//! 10,000 connections wakes one task, not 10,000, and frames pushed while
+//! a round is being written ride along with it or wait for the next. The connection's own task is woken only when it has something
+//! to do: the socket is full (it waits for the peer, within the write
+//! timeout), the socket failed, the queue overflowed (4100), or the hub
+//! asked for a close; and it says the last words.
+//!
+//! Bounded like the hub's `ConnQueue`: in frames and bytes queued, plus the
+//! one batch the socket did not take.
+
+use std::cell::RefCell;
+use std::collections::VecDeque;
+use std::sync::{Arc, Weak};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
+
+use bytes::Bytes;
+use parking_lot::Mutex;
+use prometheus_client::metrics::counter::Counter;
+use pusher_hub::{Full, Outbox};
+use pusher_proto::ErrorCode;
+use tokio::net::tcp::OwnedWriteHalf;
+use tokio::time::Instant;
+
+use crate::conn::frame_into;
+use crate::usage::AppUsage;
+
+/// Connections a flush writes before it lets other tasks (publishers)
+/// run; what they push to connections not yet written rides along.
+const FLUSH_CHUNK: usize = 512;
+
+/// Frames a drained queue may keep room for.
+const KEEP_FRAMES: usize = 64;
+
+/// Control bytes (answers to pings) waiting for a peer that does not read,
+/// beyond which it is cut off like any slow consumer.
+pub(crate) const MAX_CONTROL_BYTES: usize = 16 * 1024;
+
+/// What a connection's writes count into.
+pub(crate) struct Counters {
+    pub(crate) frames_out: Counter,
+    pub(crate) bytes_out: Counter,
+    pub(crate) usage: Arc<AppUsage>,
+}
+
+#[derive(Default)]
+struct State {
+    frames: VecDeque<Bytes>,
+    /// Bytes of `frames`.
+    bytes: usize,
+    /// Raw frames of the connection's task (pongs, a close), sent before
+    /// the frames queued after them.
+    control: Vec<u8>,
+    /// What the socket did not take of the last write; sent first.
+    rest: Vec<u8>,
+    /// Frames and payload bytes `rest` finishes, counted once it is sent.
+    rest_frames: u64,
+    rest_bytes: u64,
+    /// Writes the socket did not take whole, ever.
+    batches: u64,
+    close: Option<ErrorCode>,
+    overflowed: bool,
+    /// The socket failed: the peer is gone.
+    failed: bool,
+    /// In a flush batch.
+    listed: bool,
+    /// The last words are being said: nothing more is queued.
+    ended: bool,
+    /// The connection's task writes (the socket is full, or it closes):
+    /// flushes leave this connection alone.
+    task: bool,
+    /// The connection's task, while it waits for something to do.
+    waker: Option<Waker>,
+}
+
+impl State {
+    fn wake(&mut self) {
+        if let Some(w) = self.waker.take() {
+            w.wake();
+        }
+    }
+}
+
+/// What the connection's task is to do after [`Wire::work`].
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Step {
+    /// Nothing more: the socket took everything.
+    Wrote,
+    /// Close with this code (after the frames queued).
+    Close(ErrorCode),
+    /// The peer could not keep up: this many frames are dropped.
+    Slow(usize),
+    /// The socket failed.
+    Peer,
+}
+
+/// A plain TCP connection's outbox and write half.
+pub(crate) struct Wire {
+    state: Mutex<State>,
+    io: OwnedWriteHalf,
+    capacity: usize,
+    max_bytes: usize,
+    me: Weak<Wire>,
+    runtime: tokio::runtime::Handle,
+    counters: Counters,
+}
+
+impl std::fmt::Debug for Wire {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Wire").finish_non_exhaustive()
+    }
+}
+
+/// Connections listed for a flush, and whether it still runs (then it
+/// writes those listed next).
+type Batch = Mutex<(bool, Vec<Arc<Wire>>)>;
+
+thread_local! {
+    /// The batch this thread's pushes list connections in, while its flush
+    /// runs.
+    static OPEN: RefCell<Option<Arc<Batch>>> = const { RefCell::new(None) };
+}
+
+/// Writes a batch's connections, in turn, and then those listed in it
+/// meanwhile, until none is: a connection written early in a round waits
+/// for the next round, collecting the frames pushed meanwhile into one
+/// write.
+async fn flush(batch: Arc<Batch>) {
+    let mut wires = Vec::new();
+    loop {
+        {
+            let mut b = batch.lock();
+            if b.1.is_empty() {
+                b.0 = false;
+                return;
+            }
+            std::mem::swap(&mut wires, &mut b.1);
+        }
+        for (i, wire) in wires.drain(..).enumerate() {
+            if i > 0 && i % FLUSH_CHUNK == 0 {
+                tokio::task::yield_now().await;
+            }
+            wire.flush();
+        }
+    }
+}
+
+/// Writes as much of `buf` as the socket takes now: `Ok(n)` with `n` short
+/// of the whole when it is full.
+fn try_write(io: &OwnedWriteHalf, buf: &[u8]) -> Result<usize, ()> {
+    let mut done = 0;
+    while done < buf.len() {
+        match io.try_write(&buf[done..]) {
+            Ok(0) => return Err(()),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(_) => return Err(()),
+        }
+    }
+    Ok(done)
+}
+
+impl Wire {
+    /// An outbox of at most `capacity` frames and `max_bytes` bytes queued
+    /// (one frame always fits an empty queue), writing to `io`.
+    pub(crate) fn new(
+        io: OwnedWriteHalf,
+        capacity: usize,
+        max_bytes: usize,
+        counters: Counters,
+    ) -> Arc<Self> {
+        Arc::new_cyclic(|me| Self {
+            state: Mutex::new(State::default()),
+            io,
+            capacity,
+            max_bytes,
+            me: me.clone(),
+            runtime: tokio::runtime::Handle::current(),
+            counters,
+        })
+    }
+
+    /// Lists this connection in the thread's open batch, or in a new one
+    /// whose flush is spawned.
+    fn list(&self) {
+        let Some(me) = self.me.upgrade() else { return };
+        OPEN.with_borrow_mut(|open| {
+            if let Some(batch) = open {
+                let mut b = batch.lock();
+                if b.0 {
+                    b.1.push(me);
+                    return;
+                }
+            }
+            let batch = Arc::new(Mutex::new((true, vec![me])));
+            *open = Some(batch.clone());
+            self.runtime.spawn(flush(batch));
+        });
+    }
+
+    fn count(&self, frames: u64, bytes: u64) {
+        if frames > 0 {
+            self.counters.frames_out.inc_by(frames);
+            self.counters.bytes_out.inc_by(bytes);
+            self.counters.usage.bytes_out(bytes);
+        }
+    }
+
+    /// Writes what waits (the rest of the last write, then control, then
+    /// the queued frames) as far as the socket takes it now. `Ok(true)`:
+    /// all of it; `Ok(false)`: the socket is full and what it did not take
+    /// is in `rest`.
+    fn write_out(&self, s: &mut State) -> Result<bool, ()> {
+        if !s.rest.is_empty() {
+            let n = try_write(&self.io, &s.rest)?;
+            if n < s.rest.len() {
+                s.rest.drain(..n);
+                return Ok(false);
+            }
+            s.rest = Vec::new();
+            let (frames, bytes) = (s.rest_frames, s.rest_bytes);
+            self.count(frames, bytes);
+        }
+        if s.control.is_empty() && s.frames.is_empty() {
+            return Ok(true);
+        }
+        let frames = s.frames.len() as u64;
+        let bytes = s.bytes as u64;
+        let written = frame_into(&mut s.control, &mut s.frames, |buf| {
+            let n = try_write(&self.io, buf)?;
+            if n < buf.len() {
+                s.rest.extend_from_slice(&buf[n..]);
+            }
+            Ok(n == buf.len())
+        })?;
+        s.bytes = 0;
+        if s.frames.capacity() > KEEP_FRAMES {
+            s.frames = VecDeque::new();
+        }
+        if s.control.capacity() > MAX_CONTROL_BYTES {
+            s.control = Vec::new();
+        }
+        if written {
+            self.count(frames, bytes);
+        } else {
+            (s.rest_frames, s.rest_bytes) = (frames, bytes);
+            s.batches += 1;
+        }
+        Ok(written)
+    }
+
+    /// A flush's turn: writes what is queued unless the task writes.
+    fn flush(&self) {
+        let mut s = self.state.lock();
+        s.listed = false;
+        if s.task || s.failed || s.overflowed {
+            return;
+        }
+        match self.write_out(&mut s) {
+            Ok(true) => {}
+            Ok(false) => {
+                s.task = true;
+                s.wake();
+            }
+            Err(()) => {
+                s.failed = true;
+                s.wake();
+            }
+        }
+    }
+
+    /// Ready when the connection's task has something to do (see
+    /// [`Wire::work`]); otherwise its waker is kept.
+    pub(crate) fn poll_ready(&self, cx: &mut Context<'_>) -> Poll<()> {
+        let mut s = self.state.lock();
+        if s.task || s.failed || s.overflowed || s.close.is_some() {
+            return Poll::Ready(());
+        }
+        match &mut s.waker {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            slot => *slot = Some(cx.waker().clone()),
+        }
+        Poll::Pending
+    }
+
+    /// Sends the task's control bytes (emptying `bytes`) in order with the
+    /// frames; false when too many wait for a peer that does not read.
+    pub(crate) fn control(&self, bytes: &mut Vec<u8>) -> bool {
+        let mut s = self.state.lock();
+        s.control.append(bytes);
+        if s.control.len() > MAX_CONTROL_BYTES {
+            return false;
+        }
+        // Queued frames are listed (their flush sends the control too), or
+        // the task writes them.
+        if !s.listed && !s.task && !s.failed {
+            match self.write_out(&mut s) {
+                Ok(true) => {}
+                Ok(false) => s.task = true,
+                Err(()) => s.failed = true,
+            }
+        }
+        true
+    }
+
+    /// What [`Wire::poll_ready`] announced: writes what the socket did not
+    /// take, waiting for the peer (each batch within `limit`), or reports
+    /// the close, overflow or failure.
+    pub(crate) async fn work(&self, limit: Duration) -> Step {
+        let mut deadline = None;
+        loop {
+            {
+                let mut s = self.state.lock();
+                if s.overflowed {
+                    let n = s.frames.len() + s.rest_frames as usize;
+                    s.frames.clear();
+                    s.bytes = 0;
+                    return Step::Slow(n);
+                }
+                if s.failed {
+                    return Step::Peer;
+                }
+                if s.task {
+                    let batch = s.batches;
+                    match self.write_out(&mut s) {
+                        Ok(true) => s.task = false,
+                        Ok(false) => {
+                            // A new batch waits: it gets its own time.
+                            if s.batches != batch {
+                                deadline = None;
+                            }
+                        }
+                        Err(()) => {
+                            s.failed = true;
+                            return Step::Peer;
+                        }
+                    }
+                }
+                if !s.task {
+                    return match s.close {
+                        Some(code) => Step::Close(code),
+                        None => Step::Wrote,
+                    };
+                }
+            }
+            let at = *deadline.get_or_insert_with(|| Instant::now() + limit);
+            match tokio::time::timeout_at(at, self.io.writable()).await {
+                Ok(Ok(())) => {}
+                Ok(Err(_)) => return Step::Peer,
+                Err(_) => {
+                    let s = self.state.lock();
+                    return Step::Slow(s.frames.len() + s.rest_frames as usize);
+                }
+            }
+        }
+    }
+
+    /// The last words, within `limit`: what the socket did not take, the
+    /// control bytes, the queued frames if `keep_frames`, then `extra`,
+    /// then the raw `close` frame. The task writes from now on.
+    pub(crate) async fn last_words(
+        &self,
+        keep_frames: bool,
+        extra: Option<Bytes>,
+        close: &[u8],
+        limit: Duration,
+    ) {
+        let at = Instant::now() + limit;
+        {
+            let mut s = self.state.lock();
+            s.task = true;
+            s.ended = true;
+            s.overflowed = false;
+            if !keep_frames {
+                s.frames.clear();
+                s.bytes = 0;
+            }
+            if let Some(f) = extra {
+                s.bytes += f.len();
+                s.frames.push_back(f);
+            }
+        }
+        let mut close_queued = false;
+        loop {
+            {
+                let mut s = self.state.lock();
+                if s.failed {
+                    return;
+                }
+                match self.write_out(&mut s) {
+                    Ok(true) if close_queued => return,
+                    Ok(true) => {
+                        s.control.extend_from_slice(close);
+                        close_queued = true;
+                        continue;
+                    }
+                    Ok(false) => {}
+                    Err(()) => {
+                        s.failed = true;
+                        return;
+                    }
+                }
+            }
+            if !matches!(
+                tokio::time::timeout_at(at, self.io.writable()).await,
+                Ok(Ok(()))
+            ) {
+                return;
+            }
+        }
+    }
+}
+
+impl Outbox for Wire {
+    fn push(&self, frame: Bytes) -> Result<(), Full> {
+        let mut s = self.state.lock();
+        if s.overflowed || s.close.is_some() || s.failed || s.ended {
+            return Err(Full);
+        }
+        let full = s.frames.len() >= self.capacity
+            || (!s.frames.is_empty() && s.bytes + frame.len() > self.max_bytes);
+        if full {
+            s.overflowed = true;
+            s.wake();
+            return Err(Full);
+        }
+        s.bytes += frame.len();
+        s.frames.push_back(frame);
+        if s.listed || s.task {
+            return Ok(());
+        }
+        s.listed = true;
+        drop(s);
+        self.list();
+        Ok(())
+    }
+
+    fn close(&self, code: ErrorCode) {
+        let mut s = self.state.lock();
+        s.close.get_or_insert(code);
+        s.wake();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    use std::task::Wake;
+
+    use tokio::io::AsyncReadExt;
+    use tokio::net::{TcpListener, TcpStream};
+
+    use super::*;
+    use crate::conn::close_frame;
+
+    #[derive(Default)]
+    struct Count(AtomicUsize);
+    impl Wake for Count {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+
+    /// A wire over a real socket, the client end, and its frame counter.
+    async fn pair(capacity: usize, max_bytes: usize) -> (Arc<Wire>, TcpStream, Counter) {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let (client, server) = tokio::join!(
+            TcpStream::connect(listener.local_addr().unwrap()),
+            listener.accept()
+        );
+        let (_, w) = server.unwrap().0.into_split();
+        let c = crate::config::AppConfig::development();
+        let m = Arc::new(crate::metrics::Metrics::default()).app(&c.id);
+        let counters = Counters {
+            frames_out: m.frames_out.clone(),
+            bytes_out: m.bytes_out.clone(),
+            usage: Arc::new(AppUsage::new(&c, m.clone())),
+        };
+        let wire = Wire::new(w, capacity, max_bytes, counters);
+        (wire, client.unwrap(), m.frames_out)
+    }
+
+    async fn read_exactly(client: &mut TcpStream, n: usize) -> Vec<u8> {
+        let mut got = vec![0; n];
+        tokio::time::timeout(Duration::from_secs(5), client.read_exact(&mut got))
+            .await
+            .expect("in time")
+            .unwrap();
+        got
+    }
+
+    #[tokio::test]
+    async fn a_flush_writes_without_waking_the_task() {
+        let (wire, mut client, frames_out) = pair(100, 1 << 20).await;
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(wire.poll_ready(&mut cx).is_pending());
+        for f in ["a", "bb", "ccc"] {
+            wire.push(Bytes::from_static(f.as_bytes())).unwrap();
+        }
+        let got = read_exactly(&mut client, 12).await;
+        assert_eq!(got, b"\x81\x01a\x81\x02bb\x81\x03ccc");
+        assert_eq!(count.0.load(Ordering::SeqCst), 0, "the task slept on");
+        assert_eq!(frames_out.get(), 3);
+        assert!(wire.poll_ready(&mut cx).is_pending());
+    }
+
+    #[tokio::test]
+    async fn a_full_socket_is_left_to_the_task() {
+        let (wire, mut client, frames_out) = pair(1000, 64 << 20).await;
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        let mut cx = Context::from_waker(&waker);
+        assert!(wire.poll_ready(&mut cx).is_pending());
+        // About 13 MB: more than the socket takes at once.
+        let frame = Bytes::from(vec![b'x'; 65_000]);
+        for _ in 0..200 {
+            wire.push(frame.clone()).unwrap();
+        }
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while count.0.load(Ordering::SeqCst) == 0 {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the task is woken");
+        assert!(wire.poll_ready(&mut cx).is_ready());
+        let reader = tokio::spawn(async move { read_exactly(&mut client, 200 * 65_004).await });
+        assert_eq!(wire.work(Duration::from_secs(5)).await, Step::Wrote);
+        let got = reader.await.unwrap();
+        for f in got.chunks(65_004) {
+            assert_eq!(f[..4], [0x81, 126, 0xfd, 0xe8]);
+            assert!(f[4..].iter().all(|b| *b == b'x'));
+        }
+        assert_eq!(frames_out.get(), 200);
+        assert!(wire.poll_ready(&mut cx).is_pending(), "flushes write again");
+    }
+
+    #[tokio::test]
+    async fn a_peer_that_does_not_read_is_slow() {
+        let (wire, _client, frames_out) = pair(1000, 64 << 20).await;
+        let frame = Bytes::from(vec![b'x'; 65_000]);
+        for _ in 0..200 {
+            wire.push(frame.clone()).unwrap();
+        }
+        tokio::task::yield_now().await;
+        assert!(matches!(
+            wire.work(Duration::from_millis(200)).await,
+            Step::Slow(n) if n > 0
+        ));
+        assert!(frames_out.get() < 200);
+
+        // And one that overflows the queue.
+        let (wire, _client, _) = pair(2, 1 << 20).await;
+        wire.push(Bytes::from_static(b"a")).unwrap();
+        wire.push(Bytes::from_static(b"b")).unwrap();
+        assert_eq!(wire.push(Bytes::from_static(b"c")), Err(Full));
+        assert_eq!(wire.work(Duration::from_secs(1)).await, Step::Slow(2));
+    }
+
+    #[tokio::test]
+    async fn last_words_come_in_order_and_end_the_queue() {
+        let (wire, mut client, _) = pair(100, 1 << 20).await;
+        wire.push(Bytes::from_static(b"a")).unwrap();
+        assert!(wire.control(&mut vec![0x8a, 0]));
+        wire.close(ErrorCode::Reconnect);
+        assert_eq!(wire.push(Bytes::from_static(b"late")), Err(Full));
+        assert_eq!(
+            wire.work(Duration::from_secs(1)).await,
+            Step::Close(ErrorCode::Reconnect)
+        );
+        let close = close_frame(4200, "");
+        wire.last_words(
+            true,
+            Some(Bytes::from_static(b"x")),
+            &close,
+            Duration::from_secs(1),
+        )
+        .await;
+        let got = read_exactly(&mut client, 2 + 3 + 3 + 4).await;
+        assert_eq!(got, b"\x8a\x00\x81\x01a\x81\x01x\x88\x02\x10\x68");
+    }
+}
