@@ -133,6 +133,9 @@ thread_local! {
 /// for the next round, collecting the frames pushed meanwhile into one
 /// write.
 async fn flush(batch: Arc<Batch>) {
+    // First the tasks already runnable (publishers handling requests that
+    // arrived together): what they push rides along in this flush.
+    tokio::task::yield_now().await;
     let mut wires = Vec::new();
     let mut written = 0usize;
     loop {
