@@ -558,7 +558,19 @@ mod tests {
         for _ in 0..200 {
             wire.push(frame.clone()).unwrap();
         }
-        tokio::task::yield_now().await;
+        // The flush finds the socket full and leaves the rest to the task.
+        let count = Arc::new(Count::default());
+        let waker = Waker::from(count.clone());
+        tokio::time::timeout(Duration::from_secs(5), async {
+            while wire
+                .poll_ready(&mut Context::from_waker(&waker))
+                .is_pending()
+            {
+                tokio::task::yield_now().await;
+            }
+        })
+        .await
+        .expect("the task has work");
         assert!(matches!(
             wire.work(Duration::from_millis(200)).await,
             Step::Slow(n) if n > 0
