@@ -149,7 +149,7 @@ async fn flush(batch: Arc<Batch>) {
             std::mem::swap(&mut wires, &mut b.1);
         }
         for wire in wires.drain(..) {
-            if written > 0 && written % FLUSH_CHUNK == 0 {
+            if written > 0 && written.is_multiple_of(FLUSH_CHUNK) {
                 tokio::task::yield_now().await;
             }
             wire.flush();
