@@ -1,6 +1,9 @@
 //! The WebSocket endpoint `/app/{key}`: handshake, then one task per
-//! connection that reads frames into the hub session and drains the
-//! connection's outbox in batches (feed every queued frame, flush once).
+//! connection that reads frames into the hub session. A plain TCP
+//! connection's frames are written by flush tasks shared by every
+//! connection (`wire.rs`), its task stepping in only when the socket is
+//! full or the connection closes; a TLS connection's task drains its outbox
+//! in batches (every queued frame in one write).
 
 use std::collections::VecDeque;
 use std::sync::Arc;
