@@ -5,10 +5,11 @@
 //! task writes each listed connection's frames with one non-blocking
 //! write, round after round while connections are listed: a fan-out to
 //! 10,000 connections wakes one task, not 10,000, and frames pushed while
-//! a round is being written ride along with it or wait for the next. The connection's own task is woken only when it has something
-//! to do: the socket is full (it waits for the peer, within the write
-//! timeout), the socket failed, the queue overflowed (4100), or the hub
-//! asked for a close; and it says the last words.
+//! a round is being written ride along with it or wait for the next. The
+//! connection's own task is woken only when it has something to do: the
+//! socket is full (it waits for the peer, within the write timeout), the
+//! socket failed, the queue overflowed (4100), or the hub asked for a
+//! close; and it says the last words.
 //!
 //! Bounded like the hub's `ConnQueue`: in frames and bytes queued, plus the
 //! one batch the socket did not take.
@@ -128,32 +129,56 @@ thread_local! {
     static OPEN: RefCell<Option<Arc<Batch>>> = const { RefCell::new(None) };
 }
 
+/// A batch's flush: the connections it is writing, and how far it got.
+struct Flush {
+    batch: Arc<Batch>,
+    wires: Vec<Arc<Wire>>,
+    at: usize,
+}
+
+impl Drop for Flush {
+    /// Closes the batch, so that later pushes open a new one, also when the
+    /// flush is dropped unfinished (its runtime shut down): the connections
+    /// it did not write are unlisted, and listed again by their next push.
+    fn drop(&mut self) {
+        let rest = {
+            let mut b = self.batch.lock();
+            b.0 = false;
+            std::mem::take(&mut b.1)
+        };
+        let at = self.at.min(self.wires.len());
+        for wire in self.wires.drain(at..).chain(rest) {
+            wire.state.lock().listed = false;
+        }
+    }
+}
+
 /// Writes a batch's connections, in turn, and then those listed in it
 /// meanwhile, until none is: a connection written early in a round waits
 /// for the next round, collecting the frames pushed meanwhile into one
 /// write.
-async fn flush(batch: Arc<Batch>) {
+async fn flush(mut f: Flush) {
     // First the tasks already runnable (publishers handling requests that
     // arrived together): what they push rides along in this flush.
     tokio::task::yield_now().await;
-    let mut wires = Vec::new();
     let mut written = 0usize;
     loop {
         {
-            let mut b = batch.lock();
+            let mut b = f.batch.lock();
             if b.1.is_empty() {
-                b.0 = false;
-                b.1 = Vec::new();
                 return;
             }
-            std::mem::swap(&mut wires, &mut b.1);
+            f.wires.clear();
+            std::mem::swap(&mut f.wires, &mut b.1);
         }
-        for wire in wires.drain(..) {
-            if written > 0 && written.is_multiple_of(FLUSH_CHUNK) {
+        f.at = 0;
+        while let Some(wire) = f.wires.get(f.at) {
+            wire.flush();
+            f.at += 1;
+            written += 1;
+            if written.is_multiple_of(FLUSH_CHUNK) {
                 tokio::task::yield_now().await;
             }
-            wire.flush();
-            written += 1;
         }
     }
 }
@@ -208,7 +233,11 @@ impl Wire {
             }
             let batch = Arc::new(Mutex::new((true, vec![me])));
             *open = Some(batch.clone());
-            self.runtime.spawn(flush(batch));
+            self.runtime.spawn(flush(Flush {
+                batch,
+                wires: Vec::new(),
+                at: 0,
+            }));
         });
     }
 
@@ -518,6 +547,29 @@ mod tests {
         assert_eq!(count.0.load(Ordering::SeqCst), 0, "the task slept on");
         assert_eq!(frames_out.get(), 3);
         assert!(wire.poll_ready(&mut cx).is_pending());
+    }
+
+    /// A runtime shut down before its flush ran (tests running one after
+    /// another on one thread) leaves no open batch behind for the next.
+    #[test]
+    fn a_flush_dropped_unrun_closes_its_batch() {
+        let runtime = || {
+            tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap()
+        };
+        let first = runtime();
+        first.block_on(async {
+            let (wire, _client, _) = pair(100, 1 << 20).await;
+            wire.push(Bytes::from_static(b"a")).unwrap();
+        });
+        drop(first);
+        runtime().block_on(async {
+            let (wire, mut client, _) = pair(100, 1 << 20).await;
+            wire.push(Bytes::from_static(b"b")).unwrap();
+            assert_eq!(read_exactly(&mut client, 3).await, b"\x81\x01b");
+        });
     }
 
     #[tokio::test]

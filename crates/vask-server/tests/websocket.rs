@@ -84,6 +84,49 @@ async fn publish_reaches_subscribers_and_excludes_socket_id() {
     a.silent(200).await;
 }
 
+/// Publishers on several threads fan out to the same subscribers at once:
+/// every subscriber gets every event, each publisher's in the order it sent
+/// them (plain TCP connections are written by flushes the threads share).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_publishers_reach_every_subscriber_whole_and_in_order() {
+    let s = start_default().await;
+    let mut subs = Vec::new();
+    for _ in 0..40 {
+        let mut ws = connect(s.addr, "test-key").await;
+        ws.subscribe("fan").await;
+        subs.push(ws);
+    }
+    let publishers: Vec<_> = (0..4)
+        .map(|p| {
+            let api = Api::default_app(s.addr);
+            tokio::spawn(async move {
+                for i in 0..50 {
+                    let data = format!("{p}:{i}");
+                    let r = api
+                        .trigger(json!({"name":"e","channel":"fan","data":data}))
+                        .await;
+                    assert_eq!(r.status, 200, "{}", r.body);
+                }
+            })
+        })
+        .collect();
+    for p in publishers {
+        p.await.unwrap();
+    }
+    for ws in &mut subs {
+        let mut next = [0u32; 4];
+        for _ in 0..200 {
+            let e = ws.recv_event().await;
+            let (p, i) = e["data"].as_str().unwrap().split_once(':').unwrap();
+            let (p, i): (usize, u32) = (p.parse().unwrap(), i.parse().unwrap());
+            assert_eq!(i, next[p], "publisher {p}'s events in order");
+            next[p] += 1;
+        }
+        assert_eq!(next, [50; 4]);
+        ws.silent(50).await;
+    }
+}
+
 #[tokio::test]
 async fn private_presence_and_client_events() {
     let s = start_default().await;
