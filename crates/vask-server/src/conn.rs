@@ -64,7 +64,7 @@ impl<R: Unpin> AsyncWrite for ReadSide<R> {
 
 /// The header of an unmasked, final text frame of `len` bytes, into `out`;
 /// returns its length (2, 4 or 10).
-fn text_header(len: usize, out: &mut [u8; 10]) -> usize {
+pub(crate) fn text_header(len: usize, out: &mut [u8; 10]) -> usize {
     out[0] = 0x81;
     if len < 126 {
         out[1] = len as u8;

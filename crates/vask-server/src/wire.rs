@@ -11,8 +11,9 @@
 //! socket failed, the queue overflowed (4100), or the hub asked for a
 //! close; and it says the last words.
 //!
-//! Bounded like the hub's `ConnQueue`: in frames and bytes queued, plus the
-//! one batch the socket did not take.
+//! Bounded like the hub's `ConnQueue`: in frames and bytes queued. A frame
+//! the socket took in part stays queued with how much of it went; nothing
+//! is copied per connection while its socket is full.
 
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -28,7 +29,7 @@ use pusher_proto::ErrorCode;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 
-use crate::conn::frame_into;
+use crate::conn::text_header;
 use crate::usage::AppUsage;
 
 /// Connections a flush writes before it lets other tasks (publishers, the
@@ -59,13 +60,12 @@ struct State {
     /// Raw frames of the connection's task (pongs, a close), sent before
     /// the frames queued after them.
     control: Vec<u8>,
-    /// What the socket did not take of the last write; sent first.
-    rest: Vec<u8>,
-    /// Frames and payload bytes `rest` finishes, counted once it is sent.
-    rest_frames: u64,
-    rest_bytes: u64,
-    /// Writes the socket did not take whole, ever.
-    batches: u64,
+    /// Bytes of the first frame's wire form (header and payload) the
+    /// socket took: the rest of it goes first. Nothing is copied for a
+    /// socket that is full: the queue keeps the shared frames.
+    offset: usize,
+    /// Frames written whole, ever.
+    sent: u64,
     close: Option<ErrorCode>,
     overflowed: bool,
     /// The socket failed: the peer is gone.
@@ -166,6 +166,9 @@ async fn flush(mut f: Flush) {
         {
             let mut b = f.batch.lock();
             if b.1.is_empty() {
+                // Closed under the lock that found it empty: a connection
+                // listed after this opens a new batch.
+                b.0 = false;
                 return;
             }
             f.wires.clear();
@@ -181,6 +184,33 @@ async fn flush(mut f: Flush) {
             }
         }
     }
+}
+
+/// The frames are framed into this thread's buffer, released when a write
+/// made it larger than this.
+const KEEP_SCRATCH: usize = 256 * 1024;
+
+thread_local! {
+    /// Where the frames of one write are framed: one buffer per thread.
+    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
+}
+
+/// Appends `f`'s wire form (an unmasked text frame) to `out`.
+fn wire_form(f: &Bytes, out: &mut Vec<u8>) {
+    let mut header = [0u8; 10];
+    let h = text_header(f.len(), &mut header);
+    out.extend_from_slice(&header[..h]);
+    out.extend_from_slice(f);
+}
+
+/// The length of `f`'s wire form.
+fn wire_len(f: &Bytes) -> usize {
+    f.len()
+        + match f.len() {
+            0..126 => 2,
+            126..=0xffff => 4,
+            _ => 10,
+        }
 }
 
 /// Writes as much of `buf` as the socket takes now: `Ok(n)` with `n` short
@@ -249,47 +279,95 @@ impl Wire {
         }
     }
 
-    /// Writes what waits (the rest of the last write, then control, then
-    /// the queued frames) as far as the socket takes it now. `Ok(true)`:
-    /// all of it; `Ok(false)`: the socket is full and what it did not take
-    /// is in `rest`.
+    /// Writes what waits (the rest of a frame the socket took in part,
+    /// then control, then the queued frames) as far as the socket takes it
+    /// now; what it took leaves the queue. `Ok(true)`: all of it.
     fn write_out(&self, s: &mut State) -> Result<bool, ()> {
-        if !s.rest.is_empty() {
-            let n = try_write(&self.io, &s.rest)?;
-            if n < s.rest.len() {
-                s.rest.drain(..n);
-                return Ok(false);
-            }
-            s.rest = Vec::new();
-            let (frames, bytes) = (s.rest_frames, s.rest_bytes);
-            self.count(frames, bytes);
-        }
         if s.control.is_empty() && s.frames.is_empty() {
             return Ok(true);
         }
-        let frames = s.frames.len() as u64;
-        let bytes = s.bytes as u64;
-        let written = frame_into(&mut s.control, &mut s.frames, |buf| {
-            let n = try_write(&self.io, buf)?;
-            if n < buf.len() {
-                s.rest.extend_from_slice(&buf[n..]);
+        let n = SCRATCH.with_borrow_mut(|scratch| {
+            scratch.clear();
+            let mut frames = s.frames.iter();
+            if s.offset > 0
+                && let Some(f) = frames.next()
+            {
+                wire_form(f, scratch);
+                scratch.drain(..s.offset);
             }
-            Ok(n == buf.len())
+            scratch.extend_from_slice(&s.control);
+            for f in frames {
+                wire_form(f, scratch);
+            }
+            let n = try_write(&self.io, scratch);
+            if scratch.capacity() > KEEP_SCRATCH {
+                *scratch = Vec::new();
+            }
+            n
         })?;
-        s.bytes = 0;
-        if s.frames.capacity() > KEEP_FRAMES {
-            s.frames = VecDeque::new();
+        // What the socket took leaves the queue.
+        let mut left = n;
+        let (mut frames, mut bytes) = (0u64, 0u64);
+        if s.offset > 0
+            && let Some(f) = s.frames.front()
+        {
+            let rest = wire_len(f) - s.offset;
+            if left < rest {
+                s.offset += left;
+                return Ok(false);
+            }
+            left -= rest;
+            s.offset = 0;
+            if let Some(f) = s.frames.pop_front() {
+                (frames, bytes) = (1, f.len() as u64);
+                s.bytes -= f.len();
+            }
         }
-        if s.control.capacity() > MAX_CONTROL_BYTES {
-            s.control = Vec::new();
+        let c = left.min(s.control.len());
+        s.control.drain(..c);
+        left -= c;
+        while let Some(f) = s.frames.front() {
+            let len = wire_len(f);
+            if left < len {
+                s.offset = left;
+                break;
+            }
+            left -= len;
+            frames += 1;
+            bytes += f.len() as u64;
+            s.bytes -= f.len();
+            s.frames.pop_front();
         }
-        if written {
-            self.count(frames, bytes);
+        s.sent += frames;
+        self.count(frames, bytes);
+        let all = s.frames.is_empty() && s.control.is_empty();
+        if all {
+            if s.frames.capacity() > KEEP_FRAMES {
+                s.frames = VecDeque::new();
+            }
+            if s.control.capacity() > MAX_CONTROL_BYTES {
+                s.control = Vec::new();
+            }
+        }
+        Ok(all)
+    }
+
+    /// Drops the queued frames but one the socket took in part (the
+    /// stream stays whole); returns how many.
+    fn drop_queued(s: &mut State) -> usize {
+        let partial = if s.offset > 0 {
+            s.frames.pop_front()
         } else {
-            (s.rest_frames, s.rest_bytes) = (frames, bytes);
-            s.batches += 1;
+            None
+        };
+        let n = s.frames.len();
+        s.frames.clear();
+        s.bytes = 0;
+        if let Some(f) = partial {
+            s.bytes = f.len();
+            s.frames.push_back(f);
         }
-        Ok(written)
+        n
     }
 
     /// A flush's turn: writes what is queued unless the task writes.
@@ -355,21 +433,20 @@ impl Wire {
             {
                 let mut s = self.state.lock();
                 if s.overflowed {
-                    let n = s.frames.len() + s.rest_frames as usize;
-                    s.frames.clear();
-                    s.bytes = 0;
-                    return Step::Slow(n);
+                    return Step::Slow(Self::drop_queued(&mut s));
                 }
                 if s.failed {
                     return Step::Peer;
                 }
                 if s.task {
-                    let batch = s.batches;
+                    let sent = s.sent;
                     match self.write_out(&mut s) {
                         Ok(true) => s.task = false,
                         Ok(false) => {
-                            // A new batch waits: it gets its own time.
-                            if s.batches != batch {
+                            // Each frame gets the whole time: a peer that
+                            // reads, however slowly, is not cut off for
+                            // what queued behind it.
+                            if s.sent != sent {
                                 deadline = None;
                             }
                         }
@@ -392,7 +469,7 @@ impl Wire {
                 Ok(Err(_)) => return Step::Peer,
                 Err(_) => {
                     let s = self.state.lock();
-                    return Step::Slow(s.frames.len() + s.rest_frames as usize);
+                    return Step::Slow(s.frames.len());
                 }
             }
         }
@@ -415,8 +492,7 @@ impl Wire {
             s.ended = true;
             s.overflowed = false;
             if !keep_frames {
-                s.frames.clear();
-                s.bytes = 0;
+                Self::drop_queued(&mut s);
             }
             if let Some(f) = extra {
                 s.bytes += f.len();
