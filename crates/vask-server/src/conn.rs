@@ -64,7 +64,7 @@ impl<R: Unpin> AsyncWrite for ReadSide<R> {
 
 /// The header of an unmasked, final text frame of `len` bytes, into `out`;
 /// returns its length (2, 4 or 10).
-pub(crate) fn text_header(len: usize, out: &mut [u8; 10]) -> usize {
+fn text_header(len: usize, out: &mut [u8; 10]) -> usize {
     out[0] = 0x81;
     if len < 126 {
         out[1] = len as u8;
@@ -102,6 +102,32 @@ thread_local! {
     static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
 }
 
+/// Runs `f` on the thread's scratch buffer, emptied first and released
+/// afterwards if `f` made it large.
+pub(crate) fn with_scratch<T>(f: impl FnOnce(&mut Vec<u8>) -> T) -> T {
+    SCRATCH.with_borrow_mut(|scratch| {
+        scratch.clear();
+        let r = f(scratch);
+        if scratch.capacity() > KEEP_SCRATCH {
+            *scratch = Vec::new();
+        }
+        r
+    })
+}
+
+/// Appends `f`'s wire form (an unmasked, final text frame) to `out`.
+pub(crate) fn wire_form(f: &[u8], out: &mut Vec<u8>) {
+    let mut header = [0u8; 10];
+    let h = text_header(f.len(), &mut header);
+    out.extend_from_slice(&header[..h]);
+    out.extend_from_slice(f);
+}
+
+/// The length of a text frame of `len` payload bytes, header included.
+pub(crate) fn wire_len(len: usize) -> usize {
+    len + text_header(len, &mut [0u8; 10])
+}
+
 /// Copies `control` (raw frames) and then each of `frames` as a text frame
 /// into the thread's scratch buffer, emptying both, and hands it to
 /// `write`.
@@ -110,21 +136,13 @@ pub(crate) fn frame_into<T>(
     frames: &mut VecDeque<Bytes>,
     write: impl FnOnce(&[u8]) -> T,
 ) -> T {
-    SCRATCH.with_borrow_mut(|scratch| {
-        scratch.clear();
+    with_scratch(|scratch| {
         scratch.extend_from_slice(control);
         control.clear();
-        let mut header = [0u8; 10];
         for f in frames.drain(..) {
-            let h = text_header(f.len(), &mut header);
-            scratch.extend_from_slice(&header[..h]);
-            scratch.extend_from_slice(&f);
+            wire_form(&f, scratch);
         }
-        let r = write(scratch);
-        if scratch.capacity() > KEEP_SCRATCH {
-            *scratch = Vec::new();
-        }
-        r
+        write(scratch)
     })
 }
 

@@ -29,7 +29,7 @@ use pusher_proto::ErrorCode;
 use tokio::net::tcp::OwnedWriteHalf;
 use tokio::time::Instant;
 
-use crate::conn::text_header;
+use crate::conn::{wire_form, wire_len, with_scratch};
 use crate::usage::AppUsage;
 
 /// Connections a flush writes before it lets other tasks (publishers, the
@@ -186,33 +186,6 @@ async fn flush(mut f: Flush) {
     }
 }
 
-/// The frames are framed into this thread's buffer, released when a write
-/// made it larger than this.
-const KEEP_SCRATCH: usize = 256 * 1024;
-
-thread_local! {
-    /// Where the frames of one write are framed: one buffer per thread.
-    static SCRATCH: RefCell<Vec<u8>> = const { RefCell::new(Vec::new()) };
-}
-
-/// Appends `f`'s wire form (an unmasked text frame) to `out`.
-fn wire_form(f: &Bytes, out: &mut Vec<u8>) {
-    let mut header = [0u8; 10];
-    let h = text_header(f.len(), &mut header);
-    out.extend_from_slice(&header[..h]);
-    out.extend_from_slice(f);
-}
-
-/// The length of `f`'s wire form.
-fn wire_len(f: &Bytes) -> usize {
-    f.len()
-        + match f.len() {
-            0..126 => 2,
-            126..=0xffff => 4,
-            _ => 10,
-        }
-}
-
 /// Writes as much of `buf` as the socket takes now: `Ok(n)` with `n` short
 /// of the whole when it is full.
 fn try_write(io: &OwnedWriteHalf, buf: &[u8]) -> Result<usize, ()> {
@@ -286,8 +259,7 @@ impl Wire {
         if s.control.is_empty() && s.frames.is_empty() {
             return Ok(true);
         }
-        let n = SCRATCH.with_borrow_mut(|scratch| {
-            scratch.clear();
+        let n = with_scratch(|scratch| {
             let mut frames = s.frames.iter();
             if s.offset > 0
                 && let Some(f) = frames.next()
@@ -299,11 +271,7 @@ impl Wire {
             for f in frames {
                 wire_form(f, scratch);
             }
-            let n = try_write(&self.io, scratch);
-            if scratch.capacity() > KEEP_SCRATCH {
-                *scratch = Vec::new();
-            }
-            n
+            try_write(&self.io, scratch)
         })?;
         // What the socket took leaves the queue.
         let mut left = n;
@@ -311,7 +279,7 @@ impl Wire {
         if s.offset > 0
             && let Some(f) = s.frames.front()
         {
-            let rest = wire_len(f) - s.offset;
+            let rest = wire_len(f.len()) - s.offset;
             if left < rest {
                 s.offset += left;
                 return Ok(false);
@@ -327,7 +295,7 @@ impl Wire {
         s.control.drain(..c);
         left -= c;
         while let Some(f) = s.frames.front() {
-            let len = wire_len(f);
+            let len = wire_len(f.len());
             if left < len {
                 s.offset = left;
                 break;
